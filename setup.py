@@ -1,0 +1,27 @@
+"""Package discovery only; all metadata lives in pyproject.toml.
+
+backends/ and frontends/ install inside the snnir namespace (snnir.backends.*, snnir.frontends.*,
+DESIGN.md section 1). Listing their subpackages by walking the tree means a new backend or frontend
+never needs an edit here; tests/test_packaging.py checks the result against the source tree.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+
+ROOTS = {"snnir": "snnir", "snnir.backends": "backends", "snnir.frontends": "frontends"}
+
+
+def discover_packages() -> list[str]:
+    packages = []
+    for package, directory in ROOTS.items():
+        root = Path(directory)
+        for init in sorted(root.rglob("__init__.py")):
+            relative = init.parent.relative_to(root)
+            if "__pycache__" in relative.parts or any(part.startswith(".") for part in relative.parts):
+                continue
+            packages.append(".".join([package, *relative.parts]) if relative.parts else package)
+    return packages
+
+
+setup(packages=discover_packages(), package_dir=ROOTS)

@@ -1,0 +1,69 @@
+"""The ``snnir`` command line.
+
+Each subcommand lives in its own module under :mod:`snnir.cli.commands` and is discovered at start-up:
+a module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Errors that
+snnir raises on purpose print as one line (``snnir: error: ...``) with exit status 2; ``--traceback``
+shows the full trace instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from types import ModuleType
+
+from .. import __version__
+from ..errors import SnnirError
+from . import commands
+
+EXIT_ERROR = 2
+
+
+def discover_commands() -> list[ModuleType]:
+    """The subcommand modules, in alphabetical order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        if hasattr(module, "NAME") and hasattr(module, "run"):
+            found.append(module)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snnir",
+        description="snnir: declare a spiking neural network once, train it, compile it, deploy it.",
+    )
+    parser.add_argument("--version", action="version", version=f"snnir {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in discover_commands():
+        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.handler(args) or 0)
+    except (SnnirError, OSError) as error:
+        if args.traceback:
+            raise
+        message = str(error).splitlines()[0] if not isinstance(error, SnnirError) else str(error)
+        print(f"snnir {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "build_parser", "discover_commands"]

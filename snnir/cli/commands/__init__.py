@@ -1,0 +1,1 @@
+"""One module per ``snnir`` subcommand (see :mod:`snnir.cli`)."""

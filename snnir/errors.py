@@ -1,0 +1,70 @@
+"""The snnir error hierarchy (DESIGN.md section 7).
+
+Every error snnir raises on purpose derives from :class:`SnnirError` and also from the builtin
+that best describes it, so ``except ValueError`` keeps working for callers who do not know snnir.
+Messages say where (node, edge, field, file and line), what, expected versus found, and a hint.
+"""
+
+from __future__ import annotations
+
+
+class SnnirError(Exception):
+    """Root of every error raised by snnir."""
+
+
+class NodeParameterError(SnnirError, ValueError):
+    """A node parameter is missing, malformed, non-finite or out of range."""
+
+
+class GraphError(SnnirError, ValueError):
+    """The graph's structure is invalid (dangling node, cycle without delay, bad time spec...)."""
+
+
+class ShapeError(GraphError):
+    """Shapes disagree on an edge, or a layer cannot produce a valid output shape."""
+
+
+class FormatError(SnnirError, ValueError):
+    """A model file (.snnir, YAML, ONNX, NIR) is malformed, truncated or of an unknown version."""
+
+
+class InputError(SnnirError, ValueError):
+    """Data handed to a compiled model has the wrong shape, dtype or non-finite values."""
+
+
+class UnsupportedNodeError(SnnirError, NotImplementedError):
+    """A backend has no lowering rule for a node kind or one of its options."""
+
+
+class BackendNotFoundError(SnnirError, LookupError):
+    """No backend is registered under the requested name."""
+
+
+class BackendUnavailableError(SnnirError, ImportError):
+    """A backend exists but its optional dependency is not installed."""
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """Attach context to an exception without rewriting its message (PEP 678, with a 3.10 fallback)."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # Python 3.10: keep the note where tracebacks of 3.11+ would show it.
+        notes = getattr(error, "__notes__", None)
+        if notes is None:
+            notes = []
+            error.__notes__ = notes
+        notes.append(note)
+
+
+__all__ = [
+    "SnnirError",
+    "NodeParameterError",
+    "GraphError",
+    "ShapeError",
+    "FormatError",
+    "InputError",
+    "UnsupportedNodeError",
+    "BackendNotFoundError",
+    "BackendUnavailableError",
+    "add_note",
+]

@@ -1,0 +1,63 @@
+"""Reading and writing graphs, chosen by file extension.
+
+``.snnir`` (zip of graph.json + .npy) and ``.yaml``/``.yml`` are built in; ``.onnx`` (the onnx backend's
+``load_onnx``/``save_onnx``) and ``.nir`` (the NIR frontend's ``load_nir``/``save_nir``) need their
+extras. Formats register here by extension with the module that implements them, so that ``snnir.load``/``snnir.save`` and the
+CLI's ``convert`` learn them without changes elsewhere; a missing optional dependency names its extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..errors import FormatError
+from ..ir.graph import Graph
+
+#: extension -> ("module:function", extra that provides its dependency or None)
+LOADERS: dict[str, tuple[str, str | None]] = {
+    ".snnir": ("snnir.formats.archive:load_snnir", None),
+    ".yaml": ("snnir.formats.yaml_format:load_yaml", None),
+    ".yml": ("snnir.formats.yaml_format:load_yaml", None),
+    ".onnx": ("snnir.backends.onnx_export:load_onnx", "onnx"),
+    ".nir": ("snnir.frontends.nir:load_nir", "nir"),
+}
+SAVERS: dict[str, tuple[str, str | None]] = {
+    ".snnir": ("snnir.formats.archive:save_snnir", None),
+    ".yaml": ("snnir.formats.yaml_format:save_yaml", None),
+    ".yml": ("snnir.formats.yaml_format:save_yaml", None),
+    ".onnx": ("snnir.backends.onnx_export:save_onnx", "onnx"),
+    ".nir": ("snnir.frontends.nir:save_nir", "nir"),
+}
+
+
+def _resolve(table: dict[str, tuple[str, str | None]], path: Path, verb: str) -> Callable:
+    suffix = path.suffix.lower()
+    if suffix not in table:
+        known = ", ".join(sorted(table))
+        raise FormatError(f"{path}: cannot {verb} files with extension {suffix or '(none)'!r}; known: {known}")
+    target, extra = table[suffix]
+    module_name, function = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        hint = f"; install it with: pip install 'snnir[{extra}]'" if extra else ""
+        raise FormatError(f"{path}: {verb}ing {suffix} files needs a missing dependency ({error.name}){hint}") from None
+    return getattr(module, function)
+
+
+def load(path: str | os.PathLike) -> Graph:
+    """Read a graph from ``.snnir``, ``.yaml``/``.yml`` or any registered format."""
+    path = Path(path)
+    return _resolve(LOADERS, path, "read")(path)
+
+
+def save(graph: Graph, path: str | os.PathLike) -> Path:
+    """Write ``graph`` atomically; the extension picks the format (``.snnir`` or ``.yaml``)."""
+    path = Path(path)
+    return _resolve(SAVERS, path, "write")(graph, path)
+
+
+__all__ = ["load", "save", "LOADERS", "SAVERS"]

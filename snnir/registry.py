@@ -1,0 +1,92 @@
+"""Backend registry: the built-in table first, then the ``snnir.backends`` entry-point group.
+
+A third-party package plugs a backend in with, in its pyproject.toml::
+
+    [project.entry-points."snnir.backends"]
+    mychip = "mychip_snnir:Backend"
+
+A backend is a class (or object) with ``name``, ``extra`` (the pip extra providing its dependency),
+``rules`` (a :class:`~snnir.lowering.LoweringTable`), ``known_gaps`` (``{feature: reason}``) and
+``compile(graph, **options)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import Any
+
+from .errors import BackendNotFoundError, BackendUnavailableError
+
+ENTRY_POINT_GROUP = "snnir.backends"
+
+#: name -> ("module:attribute", pip extra that installs its dependency)
+BUILTIN_BACKENDS: dict[str, tuple[str, str | None]] = {
+    "reference": ("snnir.reference:ReferenceBackend", None),
+    "torch": ("snnir.backends.pytorch:TorchBackend", "torch"),
+    "numba": ("snnir.backends.numba_cpu:NumbaBackend", "numba"),
+    "onnx": ("snnir.backends.onnx_export:OnnxBackend", "onnx"),
+}
+
+_cache: dict[str, Any] = {}
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def backend_names() -> list[str]:
+    """Every known backend name: built-in ones first, then plug-ins."""
+    return list(BUILTIN_BACKENDS) + sorted(n for n in _entry_points() if n not in BUILTIN_BACKENDS)
+
+
+def _import(name: str, target: str, extra: str | None) -> Any:
+    module_name, attribute = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise BackendNotFoundError(
+                f"backend {name!r} is registered but its module {module_name} is not part of this installation"
+            ) from None
+        hint = f"pip install 'snnir[{extra}]'" if extra else f"install the package providing {error.name}"
+        raise BackendUnavailableError(f"backend {name!r} needs {error.name}, which is not installed; {hint}") from None
+    backend = getattr(module, attribute)
+    return backend() if isinstance(backend, type) else backend
+
+
+def get_backend(name: str) -> Any:
+    """The backend registered under ``name`` (an instance); raises if unknown or unavailable."""
+    if not isinstance(name, str):
+        raise BackendNotFoundError(f"a backend is named by a string, found {name!r}")
+    if name in _cache:
+        return _cache[name]
+    if name in BUILTIN_BACKENDS:
+        target, extra = BUILTIN_BACKENDS[name]
+        backend = _import(name, target, extra)
+    else:
+        entry = _entry_points().get(name)
+        if entry is None:
+            raise BackendNotFoundError(f"unknown backend {name!r}; known backends: {', '.join(backend_names())}")
+        try:
+            loaded = entry.load()
+        except ModuleNotFoundError as error:
+            raise BackendUnavailableError(f"backend {name!r} needs {error.name}, which is not installed") from None
+        backend = loaded() if isinstance(loaded, type) else loaded
+    _cache[name] = backend
+    return backend
+
+
+def backend_status() -> dict[str, str]:
+    """``{name: "available" | reason}`` for every known backend (used by ``snnir info --backends``)."""
+    status = {}
+    for name in backend_names():
+        try:
+            get_backend(name)
+            status[name] = "available"
+        except (BackendNotFoundError, BackendUnavailableError) as error:
+            status[name] = str(error)
+    return status
+
+
+__all__ = ["get_backend", "backend_names", "backend_status", "BUILTIN_BACKENDS", "ENTRY_POINT_GROUP"]

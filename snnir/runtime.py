@@ -1,0 +1,232 @@
+"""The calling convention every inference backend shares (reference, numba, onnx).
+
+* ``run(x, num_steps=None, probes=())`` runs a whole sequence from zero state and returns a
+  :class:`Result`: ``result["spikes"]`` is ``[T, B, *shape]`` float32, ``result.probes["lif1:membrane"]`` too.
+* ``reset(batch_size)`` then ``step(x_t)`` streams one step at a time; outputs are ``[B, *shape]``.
+* ``predict(x)`` turns a read-out into class indices.
+
+Inputs are one array (single-input graphs) or a mapping ``{input_name: array}``. A ``direct`` input is
+``[B, *shape]`` (the same tensor every step), a ``sequence`` input ``[T, B, *shape]``; ``step`` always
+takes ``[B, *shape]``. Any real dtype is accepted and converted to float32; non-finite values, wrong
+shapes and unknown names raise :class:`InputError` before anything runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from .errors import InputError
+from .ir.graph import Graph
+from .ir.io import Input, Output
+
+READOUTS = ("count", "max", "last", "mean")
+
+
+@dataclass
+class Result(Mapping[str, np.ndarray]):
+    """Recorded outputs by name (the mapping itself) and probes by probe key (``.probes``)."""
+
+    outputs: dict[str, np.ndarray]
+    probes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.outputs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.outputs)
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A request to record ``variable`` (``"value"`` or a state variable) of ``node``; ``key`` names it."""
+
+    key: str
+    node: str
+    variable: str
+
+
+def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[Probe]:
+    """Turn ``"lif1"``, ``"lif1:membrane"`` or ``("lif1", "membrane")`` into checked :class:`Probe` s."""
+    if isinstance(probes, str):
+        probes = [probes]
+    parsed = []
+    for item in probes:
+        if isinstance(item, tuple) and len(item) == 2:
+            node, variable = item
+        elif isinstance(item, str):
+            node, variable = (item, "value") if item in graph.nodes or ":" not in item else item.rsplit(":", 1)
+        else:
+            raise InputError(f"a probe is 'node', 'node:variable' or (node, variable), found {item!r}")
+        if node not in graph.nodes:
+            close = difflib.get_close_matches(str(node), list(graph.nodes), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"probe {item!r}: unknown node {node!r}{hint}")
+        target = graph.nodes[node]
+        if isinstance(target, Output) or variable not in target.recordable():
+            raise InputError(
+                f"probe {item!r}: node {node!r} ({target.kind}) has no {variable!r}; "
+                f"it can record: {', '.join(target.recordable())}"
+            )
+        variable = "value" if variable == "spikes" else variable
+        parsed.append(Probe(f"{node}:{variable}" if variable != "value" else node, node, variable))
+    return parsed
+
+
+def _as_float32(name: str, data: Any) -> np.ndarray:
+    try:
+        array = np.asarray(data)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"input {name!r}: cannot read as an array ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"input {name!r}: expected real numbers, found dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.size and not np.isfinite(array).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise InputError(f"input {name!r}: value {array[index]} at index {index} is not finite (NaN, inf or beyond float32)")
+    return array
+
+
+def _named_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
+    names = graph.inputs
+    if isinstance(inputs, Mapping):
+        unknown = [k for k in inputs if k not in names]
+        if unknown:
+            raise InputError(f"unknown input {unknown[0]!r}; the graph's inputs are {list(names)}")
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise InputError(f"missing input {missing[0]!r}; the graph's inputs are {list(names)}")
+        return dict(inputs)
+    if len(names) != 1:
+        raise InputError(f"the graph has {len(names)} inputs {list(names)}; pass a mapping {{name: array}}")
+    return {names[0]: inputs}
+
+
+def prepare_sequence_inputs(
+    graph: Graph, inputs: Any, num_steps: int | None = None
+) -> tuple[dict[str, np.ndarray], int, int]:
+    """Check and convert the inputs of a whole-sequence run; returns ``(arrays, T, B)``."""
+    arrays: dict[str, np.ndarray] = {}
+    steps_seen: dict[str, int] = {}
+    batches: dict[str, int] = {}
+    for name, data in _named_inputs(graph, inputs).items():
+        node: Input = graph.nodes[name]  # type: ignore[assignment]
+        array = _as_float32(name, data)
+        lead = 2 if node.encoding == "sequence" else 1
+        layout = "[T, B, " if lead == 2 else "[B, "
+        expected = layout + ", ".join(map(str, node.shape)) + "]"
+        if array.ndim != lead + len(node.shape) or tuple(array.shape[lead:]) != tuple(node.shape):
+            raise InputError(f"input {name!r} ({node.encoding}): expected shape {expected}, found {list(array.shape)}")
+        if lead == 2:
+            steps_seen[name] = array.shape[0]
+        batches[name] = array.shape[lead - 1]
+        arrays[name] = array
+    if len(set(batches.values())) > 1:
+        raise InputError(f"inputs disagree on the batch size: {batches}")
+    if num_steps is not None:
+        if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
+            raise InputError(f"num_steps must be a positive integer, found {num_steps!r}")
+        steps = int(num_steps)
+        short = {n: t for n, t in steps_seen.items() if t < steps}
+        if short:
+            raise InputError(f"num_steps={steps}, but sequence inputs hold fewer steps: {short}")
+    elif steps_seen:
+        if len(set(steps_seen.values())) > 1:
+            raise InputError(f"sequence inputs disagree on the number of steps: {steps_seen}")
+        steps = next(iter(steps_seen.values()))
+    else:
+        steps = graph.time.num_steps
+    if steps == 0:
+        raise InputError("sequence inputs hold zero steps")
+    return arrays, steps, next(iter(batches.values()))
+
+
+def prepare_step_inputs(graph: Graph, inputs: Any, batch_size: int) -> dict[str, np.ndarray]:
+    """Check and convert the inputs of one streaming step (``[B, *shape]`` for every encoding)."""
+    arrays = {}
+    for name, data in _named_inputs(graph, inputs).items():
+        node: Input = graph.nodes[name]  # type: ignore[assignment]
+        array = _as_float32(name, data)
+        expected = (batch_size, *node.shape)
+        if tuple(array.shape) != expected:
+            hint = " (the batch size is fixed by reset(); call reset again to change it)" if array.shape[1:] == tuple(node.shape) else ""
+            raise InputError(f"input {name!r} at this step: expected shape {list(expected)}, found {list(array.shape)}{hint}")
+        arrays[name] = array
+    return arrays
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """A stream's batch size: an integer >= 0 (an empty batch is legal and yields empty outputs)."""
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 0:
+        raise InputError(f"batch_size must be an integer >= 0, found {batch_size!r}")
+    return int(batch_size)
+
+
+def readout(recording: np.ndarray, mode: str) -> np.ndarray:
+    """Class indices from a ``[T, B, C]`` recording: argmax of the spike count, max, last or mean over time."""
+    if mode not in READOUTS:
+        raise InputError(f"readout must be one of {list(READOUTS)}, found {mode!r}")
+    if recording.ndim != 3:
+        raise InputError(f"a read-out needs a [T, B, classes] recording, found shape {list(recording.shape)}")
+    reduce = {"count": lambda r: r.sum(0), "max": lambda r: r.max(0), "last": lambda r: r[-1], "mean": lambda r: r.mean(0)}
+    return np.argmax(reduce[mode](recording), axis=-1)
+
+
+class CompiledModel(ABC):
+    """Base of compiled inference models; subclasses implement run, reset and step."""
+
+    backend: ClassVar[str] = "?"
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.shapes = dict(graph.shapes)
+        self.batch_size: int | None = None
+
+    @abstractmethod
+    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+        """Run a whole sequence from zero state (the streaming state is left untouched)."""
+
+    @abstractmethod
+    def reset(self, batch_size: int = 1) -> None:
+        """Zero every state for a stream of ``batch_size`` samples."""
+
+    @abstractmethod
+    def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
+        """Advance the stream by one step; outputs are ``[B, *shape]``."""
+
+    def predict(self, inputs: Any, *, output: str | None = None, readout_mode: str | None = None) -> np.ndarray:
+        """Class indices ``[B]``: by spike count for spike outputs, by maximum over time otherwise."""
+        output = output or self.graph.outputs[0]
+        if output not in self.graph.outputs:
+            raise InputError(f"unknown output {output!r}; the graph's outputs are {list(self.graph.outputs)}")
+        record = self.graph.nodes[output].record  # type: ignore[attr-defined]
+        source = self.graph.nodes[self.graph.output_source(output)]
+        spikes = record == "spikes" or (record == "value" and source.spiking)
+        return readout(self.run(inputs)[output], readout_mode or ("count" if spikes else "max"))
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Result:
+        return self.run(inputs, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.backend!r} graph={self.graph.name!r}>"
+
+
+__all__ = [
+    "CompiledModel",
+    "Result",
+    "Probe",
+    "parse_probes",
+    "prepare_sequence_inputs",
+    "prepare_step_inputs",
+    "readout",
+    "check_batch_size",
+    "READOUTS",
+]

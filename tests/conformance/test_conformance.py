@@ -1,0 +1,34 @@
+"""Every backend runs every conformance case against the reference interpreter.
+
+Backends are taken from the registry; one that is not installed is skipped with its reason. A gap a
+backend declares in ``known_gaps`` (by case name or tag) is an expected failure, strictly: if the case
+starts passing, the stale declaration fails the suite.
+"""
+
+import pytest
+
+from snnir.errors import BackendNotFoundError, BackendUnavailableError, UnsupportedNodeError
+from snnir.registry import backend_names, get_backend
+from snnir.testing import CASES, assert_matches_reference
+
+
+def _gap(backend, case):
+    gaps = getattr(backend, "known_gaps", {})
+    for key in (case.name, *sorted(case.tags)):
+        if key in gaps:
+            return f"{key}: {gaps[key]}"
+    return None
+
+
+@pytest.mark.parametrize("case_name", list(CASES))
+@pytest.mark.parametrize("backend_name", backend_names())
+def test_backend_matches_reference(backend_name, case_name, request):
+    try:
+        backend = get_backend(backend_name)
+    except (BackendNotFoundError, BackendUnavailableError) as error:
+        pytest.skip(str(error))
+    case = CASES[case_name]
+    gap = _gap(backend, case)
+    if gap:
+        request.applymarker(pytest.mark.xfail(reason=gap, strict=True, raises=(UnsupportedNodeError, AssertionError)))
+    assert_matches_reference(case, backend_name, **getattr(backend, "conformance_options", {}))
