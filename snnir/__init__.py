@@ -61,9 +61,23 @@ from .registry import backend_names, get_backend
 from .runtime import CompiledModel, Result
 from .validate import validate
 
+
+def export_onnx(graph, path, mode="step", **options):
+    """Export ``graph`` as ONNX plus state metadata (``mode="step"`` or ``"sequence"``); needs ``snnir[onnx]``.
+
+    See :func:`snnir.backends.onnx_export.export_onnx` for the options and docs/formats.md for the metadata.
+    """
+    from .registry import get_backend
+
+    get_backend("onnx")  # a clear error naming the extra when onnx is missing
+    from .backends.onnx_export import export_onnx as _export
+
+    return _export(graph, path, mode=mode, **options)
+
 __all__ = [
     "__version__",
     "compile",
+    "export_onnx",
     "load",
     "save",
     "validate",

@@ -33,31 +33,34 @@ SAVERS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def _resolve(table: dict[str, tuple[str, str | None]], path: Path, verb: str) -> Callable:
+def _resolve(table: dict[str, tuple[str, str | None]], path: Path, action: str) -> Callable:
+    """The function handling ``path``'s extension; ``action`` is "reading" or "writing" (for messages)."""
     suffix = path.suffix.lower()
     if suffix not in table:
         known = ", ".join(sorted(table))
-        raise FormatError(f"{path}: cannot {verb} files with extension {suffix or '(none)'!r}; known: {known}")
+        raise FormatError(f"{path}: {action} files with extension {suffix or '(none)'!r} is not supported; known: {known}")
     target, extra = table[suffix]
     module_name, function = target.split(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise FormatError(f"{path}: {action} {suffix} files is not part of this installation ({module_name} is missing)") from None
         hint = f"; install it with: pip install 'snnir[{extra}]'" if extra else ""
-        raise FormatError(f"{path}: {verb}ing {suffix} files needs a missing dependency ({error.name}){hint}") from None
+        raise FormatError(f"{path}: {action} {suffix} files needs {error.name}, which is not installed{hint}") from None
     return getattr(module, function)
 
 
 def load(path: str | os.PathLike) -> Graph:
     """Read a graph from ``.snnir``, ``.yaml``/``.yml`` or any registered format."""
     path = Path(path)
-    return _resolve(LOADERS, path, "read")(path)
+    return _resolve(LOADERS, path, "reading")(path)
 
 
 def save(graph: Graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` atomically; the extension picks the format (``.snnir`` or ``.yaml``)."""
     path = Path(path)
-    return _resolve(SAVERS, path, "write")(graph, path)
+    return _resolve(SAVERS, path, "writing")(graph, path)
 
 
 __all__ = ["load", "save", "LOADERS", "SAVERS"]
