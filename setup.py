@@ -24,4 +24,5 @@ def discover_packages() -> list[str]:
     return packages
 
 
-setup(packages=discover_packages(), package_dir=ROOTS)
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import discover_packages
+    setup(packages=discover_packages(), package_dir=ROOTS)

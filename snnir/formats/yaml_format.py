@@ -64,7 +64,6 @@ class _Document:
     def __init__(self, text: str, label: str):
         self.label = label
         self.marks: dict[tuple, tuple[int, int]] = {}
-        self._visited = 0
         self._constructor = yaml.SafeLoader("")
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -79,14 +78,13 @@ class _Document:
         if root is None:
             raise FormatError(f"{label}: the file is empty")
         try:
+            if _expanded_size(root, {}) > MAX_YAML_NODES:
+                raise FormatError(f"{label}: the YAML expands to more than {MAX_YAML_NODES} values (alias bomb?)")
             self.data = self._convert(root, ())
         except RecursionError:
             raise FormatError(f"{label}: the YAML is nested too deeply") from None
 
     def _convert(self, node: yaml.Node, path: tuple) -> Any:
-        self._visited += 1
-        if self._visited > MAX_YAML_NODES:
-            raise FormatError(f"{self.label}: the YAML expands to more than {MAX_YAML_NODES} values (alias bomb?)")
         self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
@@ -119,6 +117,20 @@ class _Document:
             if mark:
                 return f"{self.label}:{mark[0]}:{mark[1]}"
         return self.label
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Number of values ``node`` expands to once aliases are followed (memoised, so it is cheap)."""
+    key = id(node)
+    if key not in memo:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        memo[key] = 1 + sum(_expanded_size(child, memo) for child in children)
+    return memo[key]
 
 
 def _decode_inline_array(raw: Any, where: str) -> np.ndarray:

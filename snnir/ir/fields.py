@@ -131,7 +131,7 @@ class Tensor(FieldSpec):
             return f"{float(value):.6g}"
         flat = value.reshape(-1)
         if flat.size and np.all(flat == flat[0]):
-            return f"{float(flat[0]):.6g}{list(value.shape)}"
+            return f"full({list(value.shape)}, {float(flat[0]):.6g})"
         return f"{list(value.shape)}"
 
     def equal(self, a: Any, b: Any) -> bool:

@@ -67,8 +67,11 @@ class Node:
 
     @classmethod
     def field_specs(cls) -> dict[str, FieldSpec]:
-        """The spec of every serialised field, in declaration order."""
-        return {f.name: f.metadata["spec"] for f in dataclasses.fields(cls) if "spec" in f.metadata}
+        """The spec of every serialised field: positional fields first, then keyword-only ones,
+        each group in declaration order (so a LIF reads ``beta`` before the shared neuron fields)."""
+        specified = [f for f in dataclasses.fields(cls) if "spec" in f.metadata]
+        ordered = [f for f in specified if not f.kw_only] + [f for f in specified if f.kw_only]
+        return {f.name: f.metadata["spec"] for f in ordered}
 
     @classmethod
     def field_defaults(cls) -> dict[str, Any]:
@@ -162,7 +165,8 @@ class Node:
         hidden = self.implied_fields()
         parts = []
         for name, field_spec in self.field_specs().items():
-            if name in hidden or (name in self.training_fields and not include_training) or self.is_default(name):
+            skipped = name in hidden or (name in self.training_fields and not include_training)
+            if skipped or getattr(self, name) is None or self.is_default(name):
                 continue
             parts.append(f"{name}={field_spec.describe(getattr(self, name))}")
         return " ".join(parts)

@@ -1,0 +1,136 @@
+"""The YAML form: both document shapes, exact round trips, and errors with file:line:column."""
+
+import numpy as np
+import pytest
+
+import snnir
+from snnir import LIF, FormatError, GraphError, Linear, PerNeuron, ShapeError
+from snnir.formats.yaml_format import dumps_yaml, loads_yaml
+from snnir.testing import CASES, assert_graph_equal
+
+EXAMPLES = ["examples/quickstart_cnn.yaml", "examples/quickstart_fc.yaml"]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_round_trip_of_every_conformance_case(tmp_path, name):
+    graph, _ = CASES[name].build()
+    path = snnir.save(graph, tmp_path / "g.yaml")
+    assert_graph_equal(graph, snnir.load(path))
+
+
+def test_round_trip_is_exact_for_arbitrary_float32(tmp_path):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((7, 5)).astype(np.float32) * np.float32(1e-3)
+    graph = snnir.Sequential(Linear(weight=weight, bias=rng.standard_normal(7)), LIF(rng.random(7)), input_shape=(5,))
+    assert_graph_equal(graph, snnir.load(snnir.save(graph, tmp_path / "g.yml")))
+
+
+@pytest.mark.parametrize("path", EXAMPLES)
+def test_examples_load_materialised_and_match_the_builder(path):
+    graph = snnir.load(path)
+    assert not graph.is_lazy
+    assert snnir.load(path).nodes["fc1"].weight.tobytes() == graph.nodes["fc1"].weight.tobytes()  # seeded
+
+
+def test_the_cnn_example_is_the_seed_tutorial_network():
+    graph = snnir.load("examples/quickstart_cnn.yaml")
+    shapes = graph.shapes
+    assert shapes["conv1"] == (8, 24, 24) and shapes["pool2"] == (16, 4, 4) and shapes["fc1"] == (10,)
+    assert graph.nodes["lif1"].surrogate.name == "fast_sigmoid" and float(graph.nodes["lif3"].beta) == np.float32(0.9)
+    built = snnir.Sequential(
+        ("conv1", snnir.Conv2d(8, 5)), ("pool1", snnir.MaxPool2d(2)), ("lif1", LIF(0.9, surrogate="fast_sigmoid")),
+        ("conv2", snnir.Conv2d(16, 5)), ("pool2", snnir.MaxPool2d(2)), ("lif2", LIF(0.9, surrogate="fast_sigmoid")),
+        ("flatten", snnir.Flatten()), ("fc1", Linear(10)), ("lif3", LIF(0.9, surrogate="fast_sigmoid")),
+        input_shape=(1, 28, 28), num_steps=25, name="quickstart_cnn", seed=0,
+    )
+    assert_graph_equal(built, graph)
+
+
+def test_per_neuron_learnable_beta_in_the_fc_example():
+    lif2 = snnir.load("examples/quickstart_fc.yaml").nodes["lif2"]
+    assert lif2.beta.shape == (10,) and lif2.learn_beta and 0 <= lif2.beta.min() < lif2.beta.max() <= 1
+
+
+def test_general_form_with_edges_and_delays():
+    text = """
+name: rleaky
+time: {num_steps: 8, dt: 0.0005}
+nodes:
+  x: {kind: Input, shape: [4], encoding: sequence}
+  fc: {kind: Linear, out_features: 3}
+  lif: {kind: LIF, beta: 0.9, reset: zero}
+  rec: {kind: Linear, weight: [[0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]]}
+  spikes: {kind: Output}
+edges:
+  - [x, fc]
+  - [fc, lif]
+  - [lif, rec]
+  - {src: rec, dst: lif, delay: 1}
+  - [lif, spikes]
+"""
+    graph = loads_yaml(text)
+    assert graph.time.dt == 0.0005 and graph.edges[3].delay == 1 and graph.nodes["rec"].bias is None
+    assert graph.nodes["fc"].weight.shape == (3, 4)
+
+
+def test_lazy_graph_yaml_keeps_initialisers():
+    graph = snnir.Sequential(Linear(4), LIF(PerNeuron(0.8)), input_shape=(2,), materialize=False)
+    text = dumps_yaml(graph)
+    assert "init: per_neuron" in text and "init: default" in text
+    assert_graph_equal(snnir.materialize(graph, 0), loads_yaml(text))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("layers:\n  - {kind: LIF, betta: 0.9}\ninput: {shape: [3]}\n",
+         r"<yaml>:2:\d+: node 'layers\[0\]' \(LIF\): unknown key 'betta' \(did you mean 'beta'\?\)"),
+        ("input: {shape: [3]}\nlayers:\n  - {kind: Linaer, out_features: 3}\n",
+         r"<yaml>:3:\d+: node 'layers\[0\]': unknown kind 'Linaer' \(did you mean 'Linear'\?\)"),
+        ("input: {shape: [3]}\nlayer:\n  - {kind: Linear}\n", r"<yaml>:2:1: the document: unknown key 'layer' \(did you mean 'layers'\?\)"),
+        ("input: {shape: [3]}\nlayers:\n  - {kind: LIF, beta: .nan}\n", r"<yaml>:3:\d+: node 'layers\[0\]': LIF.beta: value nan"),
+        ("input: {shape: [3]}\nlayers:\n  - {kind: Linear}\n", r"<yaml>:3:\d+: node 'layers\[0\]': Linear: give out_features"),
+        ("input: {shape: [3]}\nlayers: [{kind: LIF, beta: 0.5}\n", r"<yaml>:\d+:\d+: invalid YAML"),
+        ("a: 1\na: 2\n", r"<yaml>:2:1: duplicate key 'a'"),
+        ("version: 7\nnodes: {}\n", "schema version 7"),
+        ("nodes:\n  x: {kind: Input, shape: [2]}\n  o: {kind: Output}\nedges:\n  - [x, oo]\n",
+         r"<yaml>:5:\d+: edge x -> oo: unknown node 'oo' \(did you mean 'o'\?\)"),
+        ("- just\n- a list\n", "the document: expected dict"),
+        ("", "the file is empty"),
+        ("input: {shape: [3]}\nlayers:\n  - {kind: LIF, beta: 0.5, surrogate: {name: fast_sigmoid, slop: 3}}\n",
+         r"takes \['slope'\], found \['slop'\]"),
+        ("a: &a [1, 2]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+         "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+         "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+         "h: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n", "alias bomb"),
+    ],
+)
+def test_errors_name_file_line_and_column(text, match):
+    with pytest.raises(FormatError, match=match):
+        loads_yaml(text)
+
+
+def test_graph_level_errors_carry_the_file_name(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("input: {shape: [3]}\nlayers:\n  - {kind: Conv2d, out_channels: 2, kernel_size: 3}\n")
+    with pytest.raises(ShapeError, match=r"bad.yaml: node 'conv1' \(Conv2d\): Conv2d expects an input"):
+        snnir.load(path)
+    path.write_text("nodes:\n  x: {kind: Input, shape: [2]}\n  o: {kind: Output, record: membrane}\nedges: [[x, o]]\n")
+    with pytest.raises(GraphError, match="bad.yaml: output 'o' cannot record 'membrane'"):
+        snnir.load(path)
+
+
+def test_unreadable_files(tmp_path):
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(FormatError, match="not UTF-8"):
+        snnir.load(tmp_path / "bin.yaml")
+    with pytest.raises(FormatError, match="no such file"):
+        snnir.load(tmp_path / "none.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(FormatError, match="is a directory"):
+        snnir.load(tmp_path / "dir.yaml")
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    with pytest.raises(FormatError, match="nested too deeply|invalid YAML"):
+        loads_yaml("a: " + "[" * 20000 + "]" * 20000)

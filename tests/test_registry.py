@@ -1,0 +1,74 @@
+"""Backend lookup: built-ins, entry-point plug-ins, and the errors for unknown or unavailable backends."""
+
+import importlib.metadata
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import snnir
+import snnir.lowering
+from snnir import registry
+from snnir.errors import BackendNotFoundError, BackendUnavailableError, UnsupportedNodeError
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch):
+    monkeypatch.setattr(registry, "_cache", {})
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(BackendNotFoundError, match="unknown backend 'tpu'; known backends: reference, torch, numba, onnx"):
+        snnir.compile(snnir.Sequential(snnir.Linear(2), input_shape=(2,)), "tpu")
+
+
+def test_missing_dependency_names_the_extra(tmp_path, monkeypatch):
+    (tmp_path / "needs_missing.py").write_text("import definitely_not_installed_pkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "fake", ("needs_missing:Backend", "fakeextra"))
+    with pytest.raises(BackendUnavailableError, match=r"needs definitely_not_installed_pkg.*pip install 'snnir\[fakeextra\]'"):
+        registry.get_backend("fake")
+    assert isinstance(BackendUnavailableError("x"), ImportError)
+
+
+def test_entry_point_plugins_are_found(tmp_path, monkeypatch):
+    (tmp_path / "my_backend.py").write_text(
+        textwrap.dedent(
+            """
+            from snnir.reference import ReferenceBackend
+
+            class Backend(ReferenceBackend):
+                name = "mine"
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint("mine", "my_backend:Backend", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"mine": entry})
+    assert "mine" in registry.backend_names()
+    graph = snnir.Sequential(snnir.Linear(2), snnir.LIF(0.5), input_shape=(3,))
+    result = snnir.compile(graph, "mine").run(np.ones((1, 3)))
+    assert result["spikes"].shape == (25, 1, 2)
+    sys.modules.pop("my_backend", None)
+
+
+def test_lowering_tables_report_support_and_overrides():
+    from snnir.reference import RULES
+
+    assert RULES.missing() == ()
+    assert "LIF" in RULES.supported() and "Input" not in RULES.supported()
+    with pytest.raises(UnsupportedNodeError, match="override key 'Nope' is not a node kind"):
+        RULES.with_overrides({"Nope": lambda *a: None})
+    partial = snnir.lowering.LoweringTable("partial")
+    with pytest.raises(UnsupportedNodeError, match=r"backend 'partial' cannot lower node 'lif' \(LIF\); it supports: "):
+        partial.rule_for(snnir.LIF(0.5), "lif")
+
+
+def test_support_matrix_is_generated_from_the_tables():
+    from snnir.support import support_matrix, support_table
+
+    table = support_table()
+    assert table["reference"]["CubaLIF"] == "yes"
+    text = support_matrix(markdown=True)
+    assert text.startswith("| node | reference |") and "| LIF | yes |" in text
