@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, SnnirError
 from ..ir.graph import Graph
 from ..validate import validate
 from .atomic import atomic_write
@@ -99,22 +99,28 @@ class _ArrayReader:
                 data = stream.read(4 * count)
         except FormatError:
             raise
-        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as error:
-            raise FormatError(f"{self.label}: {where}: cannot read {name}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - numpy's header parser raises tokenize/syntax errors too
+            raise FormatError(f"{self.label}: {where}: cannot read {name}: {type(error).__name__}: {error}") from None
         if len(data) != 4 * count:
             raise FormatError(f"{self.label}: {where}: {name} is truncated")
         return np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
 
 
 def load_snnir(path: str | os.PathLike) -> Graph:
-    """Read a .snnir file; raises FormatError for anything but a well-formed archive of a known version."""
+    """Read and validate a .snnir file.
+
+    Raises FormatError for anything but a well-formed archive of a known version, and the validation
+    error (GraphError, ShapeError), prefixed with the file name, for a well-formed but invalid graph.
+    """
     label = str(path)
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise FormatError(f"{label}: no such file") from None
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise FormatError(f"{label}: not a .snnir archive (zip): {error}") from None
+    except IsADirectoryError:
+        raise FormatError(f"{label}: is a directory, not a .snnir file") from None
+    except Exception as error:  # noqa: BLE001 - a corrupt central directory raises many exception types
+        raise FormatError(f"{label}: not a .snnir archive (zip): {type(error).__name__}: {error}") from None
     with archive:
         info = next((i for i in archive.infolist() if i.filename == GRAPH_MEMBER), None)
         if info is None:
@@ -123,8 +129,8 @@ def load_snnir(path: str | os.PathLike) -> Graph:
             raise FormatError(f"{label}: {GRAPH_MEMBER} is {info.file_size} bytes, larger than the {MAX_GRAPH_JSON_BYTES} allowed")
         try:
             text = archive.read(info).decode("utf-8")
-        except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, ValueError) as error:
-            raise FormatError(f"{label}: cannot read {GRAPH_MEMBER}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - zipfile raises zlib.error, RuntimeError (encrypted), ...
+            raise FormatError(f"{label}: cannot read {GRAPH_MEMBER}: {type(error).__name__}: {error}") from None
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
@@ -136,7 +142,12 @@ def load_snnir(path: str | os.PathLike) -> Graph:
             inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path_in_document)
             return f"{label}: {GRAPH_MEMBER}{inner}" if inner else f"{label}: {GRAPH_MEMBER}"
 
-        return graph_from_dict(document, _ArrayReader(archive, label), locate)
+        graph = graph_from_dict(document, _ArrayReader(archive, label), locate)
+    try:
+        validate(graph)
+    except SnnirError as error:
+        raise type(error)(f"{label}: {error}") from None
+    return graph
 
 
 __all__ = ["save_snnir", "load_snnir", "GRAPH_MEMBER"]

@@ -132,7 +132,7 @@ class _ConvNd(Node, abstract=True):
     def _prepare(self) -> None:
         _bias_from_weight(self)
         if _is_concrete_like(self.weight) and self.kernel_size is None:
-            object.__setattr__(self, "kernel_size", tuple(np.shape(self.weight)[2:]))
+            object.__setattr__(self, "kernel_size", tuple(int(k) for k in np.shape(self.weight)[2:]))
         if isinstance(self.padding, str):
             object.__setattr__(self, "padding", self._padding_from_string(self.padding))
 
@@ -225,7 +225,13 @@ class _ConvNd(Node, abstract=True):
 
 
 def _is_concrete_like(value: Any) -> bool:
-    return value is not None and not isinstance(value, Initializer) and np.ndim(value) >= 3
+    """Whether a not-yet-normalised weight looks like an array of rank >= 3 (ragged input is left to normalisation)."""
+    if value is None or isinstance(value, Initializer):
+        return False
+    try:
+        return np.ndim(value) >= 3
+    except (ValueError, TypeError):
+        return False
 
 
 @dataclass(frozen=True, eq=False, repr=False)
