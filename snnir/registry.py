@@ -51,7 +51,9 @@ def _import(name: str, target: str, extra: str | None) -> Any:
             ) from None
         hint = f"pip install 'snnir[{extra}]'" if extra else f"install the package providing {error.name}"
         raise BackendUnavailableError(f"backend {name!r} needs {error.name}, which is not installed; {hint}") from None
-    backend = getattr(module, attribute)
+    backend = getattr(module, attribute, None)
+    if backend is None:
+        raise BackendNotFoundError(f"backend {name!r}: module {module_name} defines no {attribute}")
     return backend() if isinstance(backend, type) else backend
 
 
