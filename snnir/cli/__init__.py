@@ -37,11 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="snnir: declare a spiking neural network once, train it, compile it, deploy it.",
     )
     parser.add_argument("--version", action="version", version=f"snnir {__version__}")
+    # The global flags are accepted before or after the subcommand (SUPPRESS keeps one from erasing the other).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks for errors")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only results and errors")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks for errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in discover_commands():
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.__doc__, parents=[common])
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)
     return parser

@@ -28,6 +28,25 @@ def time_invariant_nodes(graph: Graph, *, training: bool = False) -> frozenset[s
     return frozenset(invariant)
 
 
+#: Node kinds whose output holds spikes when every input does (they move or pick values, never mix them).
+SPIKE_PRESERVING = ("Flatten", "MaxPool2d", "Dropout")
+
+
+def spike_carriers(graph: Graph) -> frozenset[str]:
+    """Nodes whose value is a spike train: spiking nodes, and Flatten/MaxPool2d/Dropout fed only by spikes.
+
+    A synapse fed by a spike carrier can be event-driven (numba) and its cost counted in SynOps.
+    Graded spikes (``graded_spikes_factor != 1``) still count: they are zero or one fixed value.
+    """
+    carriers: set[str] = set()
+    for name in graph.topological_order():
+        node = graph.nodes[name]
+        edges = graph.incoming(name)
+        if node.spiking or (node.kind in SPIKE_PRESERVING and edges and all(e.src in carriers for e in edges)):
+            carriers.add(name)
+    return frozenset(carriers)
+
+
 def live_nodes(graph: Graph) -> frozenset[str]:
     """Nodes whose value reaches an Output, plus every Input (inputs define the calling convention)."""
     live = set(graph.outputs)
@@ -47,4 +66,4 @@ def remove_dead_nodes(graph: Graph) -> Graph:
     return graph.without_nodes(dead) if dead else graph
 
 
-__all__ = ["time_invariant_nodes", "live_nodes", "remove_dead_nodes"]
+__all__ = ["time_invariant_nodes", "spike_carriers", "SPIKE_PRESERVING", "live_nodes", "remove_dead_nodes"]

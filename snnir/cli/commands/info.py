@@ -1,20 +1,30 @@
-"""Print a model's summary table: nodes, shapes, parameters and state; or the backends' support matrix."""
+"""Print a model's summary (nodes, shapes, parameters, state) and its cost in MACs and synaptic operations.
+
+With ``--data`` the firing rates are measured on samples, turning dense MACs into event-driven SynOps.
+``--backends`` prints the support matrix of every backend instead (or as well).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ..common import add_data_arguments, load_split
+
 NAME = "info"
-HELP = "show the summary of a model file (.snnir, .yaml, ...) or the backends"
+HELP = "summary, parameter/state counts and synaptic operations of a model; or the backends"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", help="model file to summarise")
-    parser.add_argument("--backends", action="store_true", help="list backends, their availability and support matrix")
+    parser.add_argument("model", nargs="?", help="model file (.snnir, .yaml, .onnx, .nir)")
+    parser.add_argument("--backends", action="store_true", help="print the support matrix of every backend")
+    add_data_arguments(parser, required=False)
+    parser.set_defaults(limit=64)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...analysis import firing_rates, format_costs, synaptic_operations
+    from ...compiler import compile as compile_graph
     from ...formats import load
 
     if args.backends:
@@ -26,5 +36,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         print("snnir info: error: give a model file, or --backends", file=sys.stderr)
         return 2
-    print(load(args.model).summary())
+    graph = load(args.model)
+    print(graph.summary())
+    rates = None
+    if args.data:
+        x, _ = load_split(args, graph)
+        rates = firing_rates(compile_graph(graph, "reference"), x)
+    print()
+    print(f"cost per sample and step ({'rates measured on ' + str(len(x)) + ' samples of ' + args.data if rates else 'dense; pass --data to measure firing rates'}):")
+    print(format_costs(synaptic_operations(graph, rates)))
     return 0

@@ -1,0 +1,81 @@
+"""Cost estimates: dense multiply-accumulates and event-driven synaptic operations (SynOps) per step.
+
+A synapse layer (Linear, Conv) costs ``MACs`` per sample and step when its input is dense. Fed by
+spikes, an event-driven implementation only touches the weights of inputs that spiked, so it costs
+``SynOps = MACs × r`` where ``r`` is the mean firing rate of the source (spikes per neuron and step),
+measured by running the model on data. Pools cost one operation per window element.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ir.graph import Graph
+from .ir.layers import AvgPool2d, Conv1d, Conv2d, Linear, MaxPool2d, SumPool2d
+from .passes.analysis import spike_carriers
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Per sample and step: dense MACs, the source's firing rate (None if unmeasured or dense), SynOps."""
+
+    node: str
+    kind: str
+    macs: int
+    source_rate: float | None
+    synops: float
+
+
+def dense_macs(graph: Graph, name: str) -> int:
+    """Multiply-accumulates of one synapse or pool node for one sample and step (0 for other nodes)."""
+    node, shapes = graph.nodes[name], graph.shapes
+    if isinstance(node, Linear):
+        return int(node.weight.size if isinstance(node.weight, np.ndarray) else node.out_features * graph.input_shape(name)[0])
+    if isinstance(node, (Conv1d, Conv2d)):
+        in_channels = graph.input_shape(name)[0]
+        return int(math.prod(shapes[name]) * (in_channels // node.groups) * math.prod(node.kernel_size))
+    if isinstance(node, (MaxPool2d, AvgPool2d, SumPool2d)):
+        return int(math.prod(shapes[name]) * math.prod(node.kernel_size))
+    return 0
+
+
+def synaptic_operations(graph: Graph, rates: dict[str, float] | None = None) -> list[LayerCost]:
+    """Costs of every synapse and pool; ``rates`` maps spiking nodes to measured firing rates."""
+    rates = rates or {}
+    carriers = spike_carriers(graph)
+    costs = []
+    for name in graph.nodes:
+        macs = dense_macs(graph, name)
+        if not macs:
+            continue
+        sources = [e.src for e in graph.incoming(name)]
+        spiking = all(s in carriers for s in sources)
+        rate = float(np.mean([rates[s] for s in sources])) if spiking and all(s in rates for s in sources) else None
+        costs.append(LayerCost(name, graph.nodes[name].kind, macs, rate, macs * rate if rate is not None else float(macs)))
+    return costs
+
+
+def firing_rates(model, inputs) -> dict[str, float]:
+    """Mean firing rate (spikes per neuron and step, graded spikes counted as spikes) of every spike carrier."""
+    graph = model.graph
+    spiking = sorted(spike_carriers(graph), key=list(graph.nodes).index)
+    result = model.run(inputs, probes=spiking)
+    return {name: float(np.mean(result.probes[name] != 0)) for name in spiking}
+
+
+def format_costs(costs: list[LayerCost]) -> str:
+    """A table of the costs with totals."""
+    rows = [("node", "kind", "MACs/step", "input rate", "SynOps/step")]
+    for c in costs:
+        rows.append((c.node, c.kind, f"{c.macs:,}", "dense" if c.source_rate is None else f"{c.source_rate:.3f}", f"{c.synops:,.0f}"))
+    total_macs = sum(c.macs for c in costs)
+    total_synops = sum(c.synops for c in costs)
+    rows.append(("total", "", f"{total_macs:,}", "", f"{total_synops:,.0f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+__all__ = ["LayerCost", "dense_macs", "synaptic_operations", "firing_rates", "format_costs"]

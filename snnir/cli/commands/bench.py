@@ -1,0 +1,81 @@
+"""Time one model on every available backend with the same input: medians, speed-up and agreement.
+
+This is a quick, per-model comparison; the reproducible suite against snnTorch is ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..common import positive_int
+
+NAME = "bench"
+HELP = "time a model on each backend (medians, speed-up vs reference, output agreement)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
+    parser.add_argument("--backends", default=None, help="comma-separated backends (default: every available one)")
+    parser.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--repeat", type=positive_int, default=5, help="timed runs per backend (default: 5)")
+    parser.add_argument("--rate", type=float, default=0.2, help="input spike probability for sequence inputs")
+
+
+def _inputs(graph, batch: int, rate: float):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for name in graph.inputs:
+        node = graph.nodes[name]
+        if node.encoding == "sequence":
+            inputs[name] = (rng.random((graph.time.num_steps, batch, *node.shape)) < rate).astype(np.float32)
+        else:
+            inputs[name] = rng.random((batch, *node.shape), dtype=np.float32)
+    return inputs
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    from ...compiler import compile as compile_graph
+    from ...errors import SnnirError
+    from ...formats import load
+    from ...registry import backend_names
+
+    graph = load(args.model)
+    inputs = _inputs(graph, args.batch, args.rate)
+    names = args.backends.split(",") if args.backends else backend_names()
+    reference = compile_graph(graph, "reference").run(inputs)
+    rows = []
+    for name in names:
+        try:
+            start = time.perf_counter()
+            model = compile_graph(graph, name)
+            model.run(inputs)  # warm-up (JIT, caches)
+            compile_seconds = time.perf_counter() - start
+        except SnnirError as error:
+            rows.append((name, "-", "-", "-", str(error).splitlines()[0][:60]))
+            continue
+        timings = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            result = model.run(inputs)
+            timings.append(time.perf_counter() - start)
+        agreement = np.mean([np.mean(result[k] == reference[k]) for k in reference.outputs])
+        rows.append((name, f"{np.median(timings) * 1e3:.2f}", f"{compile_seconds:.2f}", f"{agreement * 100:.2f}%", ""))
+    base = next((float(r[1]) for r in rows if r[0] == "reference" and r[1] != "-"), None)
+    print(f"{graph.name}: batch {args.batch}, {graph.time.num_steps} steps, median of {args.repeat}, "
+          f"{os.cpu_count()} CPUs visible")
+    header = ("backend", "median ms", "first run s", "agreement", "speed-up vs reference / note")
+    table = [header]
+    for name, median, first, agree, note in rows:
+        speedup = f"{base / float(median):.1f}x" if base and median != "-" else note
+        table.append((name, median, first, agree, speedup))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0

@@ -1,0 +1,64 @@
+"""The data-driven subcommands: info --data, check, run, plot, bench."""
+
+import pytest
+
+from snnir.cli import main
+
+pytest.importorskip("sklearn")
+MODEL = "examples/quickstart_cnn.yaml"
+
+
+def test_info_with_measured_rates(capsys):
+    assert main(["info", MODEL, "--data", "digits", "--limit", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "rates measured on 8 samples of digits" in out and "SynOps/step" in out
+
+
+def test_check_lists_backends(capsys):
+    assert main(["check", MODEL]) == 0
+    out = capsys.readouterr().out
+    assert "valid; 12 nodes" in out and "reference  supported" in out
+
+
+def test_run_reports_accuracy_and_throughput(capsys):
+    assert main(["run", MODEL, "--data", "digits", "--limit", "10", "--batch", "4", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("reference: accuracy ") and "on 10 test samples of digits" in out and "samples/s" in out
+
+
+def test_plot_writes_pngs(tmp_path, capsys):
+    assert main(["plot", MODEL, "--data", "digits", "--limit", "4", "--out", str(tmp_path), "--layer", "lif2"]) == 0
+    assert (tmp_path / "raster_lif2.png").stat().st_size > 1000 and (tmp_path / "activity.png").exists()
+
+
+def test_bench_compares_backends(capsys):
+    assert main(["bench", "examples/quickstart_fc.yaml", "--backends", "reference", "--repeat", "1", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "median of 1" in out and "reference" in out and "100.00%" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", MODEL, "--data", "nowhere.npz"], "nowhere.npz: no such file"),
+        (["run", MODEL, "--data", "digits", "--backend", "tpu"], "unknown backend 'tpu'"),
+        (["run", MODEL, "--data", "digits", "--limit", "0"], "--limit must be positive"),
+        (["plot", MODEL, "--data", "digits", "--layer", "conv1"], "is not a spiking node"),
+        (["info", "examples/quickstart_fc.yaml", "--data", "digits", "--split", "train", "--limit", "2"], None),
+    ],
+)
+def test_data_command_errors(argv, message, capsys):
+    status = main(argv)
+    if message is None:
+        assert status == 0
+    else:
+        assert status == 2 and message in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as caught:
+        main(["run", MODEL])  # --data is required
+    assert caught.value.code == 2
+    with pytest.raises(SystemExit) as caught:
+        main(["run", MODEL, "--data", "digits", "--batch", "0"])
+    assert caught.value.code == 2

@@ -1,0 +1,41 @@
+"""PNG plots and cost estimates."""
+
+import numpy as np
+import pytest
+
+import snnir
+from snnir.analysis import dense_macs, firing_rates, format_costs, synaptic_operations
+from snnir.passes import spike_carriers
+from snnir.testing import CASES
+
+pytest.importorskip("matplotlib")
+from snnir.plots import plot_activity, plot_history, plot_raster  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_write_png_files(tmp_path):
+    spikes = (np.random.default_rng(0).random((25, 4, 10)) < 0.2).astype(np.float32)
+    assert plot_raster(spikes, tmp_path / "r.png", sample=2, dt=1e-3).read_bytes().startswith(PNG)
+    assert plot_activity({"lif1": spikes.mean((0, 1)), "lif2": spikes.mean((0, 1))}, tmp_path / "a.png").read_bytes().startswith(PNG)
+    history = {"loss": [1.0, 0.6, 0.4], "accuracy": [0.4, 0.7, 0.8], "test_accuracy": [0.35, 0.6, 0.75]}
+    assert plot_history(history, tmp_path / "h.png").read_bytes().startswith(PNG)
+    with pytest.raises(snnir.InputError, match="outside the batch"):
+        plot_raster(spikes, tmp_path / "bad.png", sample=9)
+    with pytest.raises(snnir.InputError, match="nothing to plot"):
+        plot_history({"epochs": [1]}, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_dense_macs_and_synops():
+    graph, inputs = CASES["seed_cnn"].build()
+    assert dense_macs(graph, "conv1") == 4 * 12 * 12 * 1 * 9
+    assert dense_macs(graph, "fc") == 10 * 24
+    assert dense_macs(graph, "lif1") == 0
+    assert spike_carriers(graph) >= {"lif1", "lif2", "lif3", "flatten"}
+    rates = firing_rates(snnir.compile(graph), inputs)
+    costs = {c.node: c for c in synaptic_operations(graph, rates)}
+    assert costs["conv1"].source_rate is None and costs["conv1"].synops == costs["conv1"].macs  # dense input
+    assert costs["conv2"].source_rate == pytest.approx(rates["lif1"])
+    assert costs["fc"].synops == pytest.approx(costs["fc"].macs * rates["flatten"])
+    assert "total" in format_costs(list(costs.values()))
