@@ -31,7 +31,9 @@ class Recurrent:
     """A layer-stack macro for a recurrent neuron layer (snnTorch ``RLeaky``/``RSynaptic``).
 
     Expands to ``neuron`` plus a stateless ``synapse`` (usually a ``Linear`` or ``Scale``) that carries
-    the neuron's output back into its own input ``delay`` steps later::
+    the neuron's output back into its own input: the edge neuron -> synapse is delayed by ``delay``
+    steps, so the synapse sees the spikes of step ``t - delay`` and, like snnTorch's ``recurrent(spk)``,
+    contributes its bias from the very first step::
 
         Sequential(Linear(128), Recurrent(LIF(0.9), Linear(128)), Linear(10), LIF(0.9), input_shape=(784,))
     """
@@ -49,7 +51,9 @@ class GraphBuilder:
         b = GraphBuilder(num_steps=100)
         x = b.input("x", shape=(784,), encoding="sequence")
         lif = b.add("lif1", LIF(0.9), b.add("fc1", Linear(128), x))
-        b.connect(b.add("rec1", Linear(128), lif), lif, delay=1)
+        rec = b.add("rec1", Linear(128))
+        b.connect(lif, rec, delay=1)  # the synapse reads last step's spikes (snnTorch RLeaky)
+        b.connect(rec, lif)
         b.output("spikes", b.add("lif2", LIF(0.9), b.add("fc2", Linear(10), lif)))
         graph = b.build(seed=0)
     """
@@ -113,8 +117,9 @@ class GraphBuilder:
             name, layer = item if isinstance(item, tuple) else (None, item)
             if isinstance(layer, Recurrent):
                 current = self.add(name, layer.neuron, current)
-                feedback = self.add(f"{current}_rec", layer.synapse, current)
-                self.connect(feedback, current, delay=layer.delay)
+                feedback = self.add(f"{current}_rec", layer.synapse)
+                self.connect(current, feedback, delay=layer.delay)
+                self.connect(feedback, current)
             else:
                 current = self.add(name, layer, current)
         return current

@@ -51,10 +51,13 @@ def _resolve(table: dict[str, tuple[str, str | None]], path: Path, action: str) 
     return getattr(module, function)
 
 
-def load(path: str | os.PathLike) -> Graph:
-    """Read a graph from ``.snnir``, ``.yaml``/``.yml`` or any registered format."""
+def load(path: str | os.PathLike, **options) -> Graph:
+    """Read a graph from ``.snnir``, ``.yaml``/``.yml`` or any registered format.
+
+    ``options`` go to the format's reader, e.g. ``snnir.load("foreign.nir", dt=1e-4)``.
+    """
     path = Path(path)
-    return _resolve(LOADERS, path, "reading")(path)
+    return _resolve(LOADERS, path, "reading")(path, **options)
 
 
 def save(graph: Graph, path: str | os.PathLike) -> Path:

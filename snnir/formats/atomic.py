@@ -10,6 +10,12 @@ from typing import BinaryIO, Callable
 from ..errors import FormatError
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``.
 
@@ -22,6 +28,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise FormatError(f"{target}: cannot save, the directory {directory} does not exist")
     handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{target.name}.", suffix=".tmp", delete=False)
     try:
+        # Temporary files are private (0600); give the result the mode a new file would get (or keep the old one's).
+        os.chmod(handle.name, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask())
         with handle:
             write(handle)
             handle.flush()

@@ -192,7 +192,9 @@ def _rleaky(rng):
     builder = GraphBuilder("case", num_steps=14)
     x = builder.input("x", (6,), encoding="sequence")
     lif = builder.add("lif", LIF(0.75), builder.add("fc", dense(rng, 5, 6), x))
-    builder.connect(builder.add("rec", dense(rng, 5, 5, bias=False), lif), lif, delay=1)
+    rec = builder.add("rec", dense(rng, 5, 5))
+    builder.connect(lif, rec, delay=1)  # as snnTorch's RLeaky: recurrent(spk[t-1]), bias from step 0
+    builder.connect(rec, lif)
     _record_all(builder, lif)
     return builder.build(), spike_train(rng, (14, BATCH, 6), 0.3)
 
@@ -202,7 +204,7 @@ def _rsynaptic(rng):
     builder = GraphBuilder("case", num_steps=14)
     x = builder.input("x", (6,), encoding="sequence")
     cuba = builder.add("cuba", CubaLIF(0.5, 0.75, reset="zero"), builder.add("fc", dense(rng, 5, 6), x))
-    builder.connect(builder.add("rec", dense(rng, 5, 5), cuba), cuba, delay=1)
+    builder.connect(builder.add("rec", dense(rng, 5, 5), cuba), cuba, delay=1)  # delay after the synapse
     out = builder.add("li", LI(0.875), builder.add("fc2", dense(rng, 3, 5), cuba))
     _record_all(builder, cuba, out)
     return builder.build(), spike_train(rng, (14, BATCH, 6), 0.3)

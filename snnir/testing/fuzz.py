@@ -258,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run the importable module's main: plug-in formats register in its FORMATS
+    from snnir.testing.fuzz import main as _main
+
+    raise SystemExit(_main())
 
 
 __all__ = ["FuzzFormat", "FORMATS", "register_format", "run_campaign", "mutate_bytes", "mutate_document"]

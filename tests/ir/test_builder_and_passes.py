@@ -24,7 +24,9 @@ def test_sequential_names_outputs_and_sizes():
 
 def test_recurrent_macro_builds_the_rleaky_pattern():
     graph = snnir.Sequential(Linear(6), Recurrent(LIF(0.9), Linear(6)), Linear(2), CubaLIF(0.5, 0.9), input_shape=(4,))
-    assert [str(e) for e in graph.incoming("lif1")] == ["fc1 -> lif1", "lif1_rec -> lif1 (delay 1)"]
+    assert [str(e) for e in graph.incoming("lif1")] == ["fc1 -> lif1", "lif1_rec -> lif1"]
+    assert [str(e) for e in graph.incoming("lif1_rec")] == ["lif1 -> lif1_rec (delay 1)"]
+    assert graph.topological_order().index("lif1_rec") < graph.topological_order().index("lif1")
     assert graph.nodes["lif1_rec"].weight.shape == (6, 6)
 
 

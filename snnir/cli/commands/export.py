@@ -14,10 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="model file (.snnir, .yaml, .onnx, .nir)")
     parser.add_argument("target", help="the .onnx file to write")
     parser.add_argument(
-        "--mode", choices=("step", "sequence"), default="step", help="step: one call per time step (default); sequence: a Scan over time"
+        "--mode", choices=("step", "sequence"), default="step",
+        help="step: one call per time step (default); sequence: a Scan over time",
     )
     parser.add_argument(
-        "--probes", default="", metavar="LIST", help="extra outputs: 'all', or comma-separated probes such as 'lif1,lif1:membrane'"
+        "--probes", default="", metavar="LIST",
+        help="extra outputs: 'all', or comma-separated probes such as 'lif1,lif1:membrane'",
     )
 
 
