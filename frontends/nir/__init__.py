@@ -30,6 +30,7 @@ from snnir.ir.graph import Graph
 
 from .discretize import SCHEMES
 from .exporter import to_nir
+from . import reading
 from .importer import from_nir, read_nir
 
 

@@ -24,25 +24,11 @@ from snnir.validate import validate
 from . import discretize
 from . import metadata as md
 from .import_rules import Context, rule_for
+from .reading import read_nir
 from .topology import back_edges, dissolve, flatten
 
 #: Relative tolerance for a Delay to count as a whole number of steps (delays are stored in seconds).
 DELAY_TOLERANCE = 1e-6
-
-
-def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
-    """``nir.read`` with NIR's type check when it passes, without it otherwise (old or untyped files)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{path}: no such file")
-    try:
-        return nir.read(path)
-    except Exception:  # noqa: BLE001 - NIR's type inference rejects some valid graphs; our validation follows
-        pass
-    try:
-        return nir.read(path, type_check=False)
-    except Exception as error:  # noqa: BLE001 - h5py and nir raise anything from OSError to AssertionError
-        raise FormatError(f"{path}: not a readable NIR file ({type(error).__name__}: {error})") from None
 
 
 def _delay_converter(dt: float):

@@ -5,8 +5,8 @@ document or text level, and loads the result. Every outcome must be a loaded gra
 any other exception, a case slower than ``SLOW_CASE_SECONDS`` or a memory blow-up (run the campaign
 under an address-space limit: ``python -m snnir.testing.fuzz --memory-gb 3``) is a failure.
 
-Formats register a writer, a loader and their mutators in :data:`FORMATS`; the ONNX and NIR loaders
-add themselves when their packages import (see :func:`register_format`).
+Formats register a writer, a loader and their mutators in :data:`FORMATS`; the ONNX formats come from
+``snnir.backends.onnx_export.fuzzing`` and the NIR format is added when ``snnir[nir]`` is installed.
 """
 
 from __future__ import annotations
@@ -19,104 +19,17 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import SnnirError
+from .mutations import FuzzFormat, mutate_bytes, mutate_document
 
 SLOW_CASE_SECONDS = 5.0
 
-#: Values that break naive readers: wrong types, huge numbers and sizes, deep nesting, path tricks.
-NASTY_VALUES: list[Any] = [
-    None, True, -1, 0, 2**63, 1e308, float("nan"), "", "x" * 1000, [], {}, [[[[[[[[[[[]]]]]]]]]]],
-    [10**9, 10**9, 10**9], [1.5], {"init": "default"}, {"init": "uniform", "low": 2, "high": 1},
-    {"npy": "arrays/000000.npy"}, {"npy": "../../etc/passwd"}, "LIF", {"kind": "Output"},
-]
-
-
-def _deep(depth: int) -> Any:
-    value: Any = 0
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-# -- mutators -------------------------------------------------------------------------------------
-def mutate_bytes(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
-    """One random byte-level corruption: flips, truncation, insertion, deletion or zeroing."""
-    buffer = bytearray(data)
-    kind = rng.integers(5)
-    if kind == 0 or not buffer:
-        count = int(rng.integers(1, 16))
-        for _ in range(count):
-            if buffer:
-                i = int(rng.integers(len(buffer)))
-                buffer[i] ^= 1 << int(rng.integers(8))
-        return bytes(buffer), f"flip {count} bits"
-    i = int(rng.integers(len(buffer)))
-    if kind == 1:
-        return bytes(buffer[:i]), f"truncate at {i}"
-    if kind == 2:
-        junk = rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
-        return bytes(buffer[:i] + junk + buffer[i:]), f"insert {len(junk)} bytes at {i}"
-    j = min(len(buffer), i + int(rng.integers(1, 256)))
-    if kind == 3:
-        return bytes(buffer[:i] + buffer[j:]), f"delete {i}:{j}"
-    buffer[i:j] = bytes(j - i)
-    return bytes(buffer), f"zero {i}:{j}"
-
-
-def _paths(document: Any, prefix: tuple = ()) -> list[tuple]:
-    paths = [prefix]
-    if isinstance(document, dict):
-        for key, value in document.items():
-            paths += _paths(value, prefix + (key,))
-    elif isinstance(document, list):
-        for index, value in enumerate(document):
-            paths += _paths(value, prefix + (index,))
-    return paths
-
-
-def mutate_document(document: Any, rng: np.random.Generator) -> tuple[Any, str]:
-    """Replace, delete or add one value somewhere in a JSON-like document (a deep copy is mutated)."""
-    document = json.loads(json.dumps(document, allow_nan=True))
-    paths = [p for p in _paths(document) if p]
-    if not paths:
-        return NASTY_VALUES[int(rng.integers(len(NASTY_VALUES)))], "replace the document"
-    path = paths[int(rng.integers(len(paths)))]
-    parent = document
-    for key in path[:-1]:
-        parent = parent[key]
-    choice = rng.integers(4)
-    if choice == 0:
-        value: Any = _deep(int(rng.integers(100, 800)))  # deeper values could not even be written
-    else:
-        value = NASTY_VALUES[int(rng.integers(len(NASTY_VALUES)))]
-    if choice == 1 and isinstance(parent, dict):
-        del parent[path[-1]]
-        return document, f"delete {path}"
-    if choice == 2 and isinstance(parent, dict):
-        parent[f"extra_{int(rng.integers(100))}"] = value
-        return document, f"add a key beside {path}"
-    parent[path[-1]] = value
-    shown = "a deeply nested list" if choice == 0 else repr(value)[:40]
-    return document, f"set {path} = {shown}"
-
 
 # -- formats --------------------------------------------------------------------------------------
-@dataclass
-class FuzzFormat:
-    """How to write a valid file, load one, and mutate one (``mutators`` map a name to bytes -> bytes)."""
-
-    suffix: str
-    write: Callable[[Any, Path], Any]
-    load: Callable[[Path], Any]
-    mutators: dict[str, Callable[[bytes, np.random.Generator], tuple[bytes, str]]] = field(default_factory=dict)
-
-
 def _snnir_document_mutator(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     from ..formats.archive import GRAPH_MEMBER
 
@@ -186,6 +99,38 @@ def _register_core_formats() -> None:
 
 _register_core_formats()
 
+#: Modules defining a ``FORMATS`` dict of extra formats to fuzz, used when their dependencies import.
+PLUGIN_FORMAT_MODULES = ("snnir.backends.onnx_export.fuzzing",)
+
+
+def _register_optional_formats() -> None:
+    import importlib
+
+    for module_name in PLUGIN_FORMAT_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name, fuzz_format in module.FORMATS.items():
+            register_format(name, fuzz_format)
+    try:
+        from ..frontends.nir import load_nir, save_nir, reading
+    except ImportError:
+        return
+
+    def load_quickly(path: Path):
+        """Corrupt HDF5 can hang its reader: give up well inside SLOW_CASE_SECONDS."""
+        default, reading.READ_TIMEOUT = reading.READ_TIMEOUT, 2.0
+        try:
+            return load_nir(path)
+        finally:
+            reading.READ_TIMEOUT = default
+
+    register_format("nir", FuzzFormat(".nir", save_nir, load_quickly, {"bytes": mutate_bytes}))
+
+
+_register_optional_formats()
+
 
 # -- campaigns ------------------------------------------------------------------------------------
 def seed_graphs() -> list[Any]:
@@ -246,11 +191,6 @@ def main(argv: list[str] | None = None) -> int:
 
         limit = int(args.memory_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    for module in ("snnir.backends.onnx_export", "snnir.frontends.nir"):
-        try:  # importing registers their loaders here, when their dependencies are installed
-            __import__(module)
-        except ImportError:
-            pass
     names = args.format or list(FORMATS)
     report = {name: dict(run_campaign(name, args.cases, args.seed)) for name in names}
     json.dump(report, sys.stdout)
@@ -258,10 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # run the importable module's main: plug-in formats register in its FORMATS
-    from snnir.testing.fuzz import main as _main
-
-    raise SystemExit(_main())
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
-__all__ = ["FuzzFormat", "FORMATS", "register_format", "run_campaign", "mutate_bytes", "mutate_document"]
+__all__ = ["FORMATS", "register_format", "run_campaign", "PLUGIN_FORMAT_MODULES"]

@@ -1,0 +1,81 @@
+"""The torch backend: surrogate-gradient BPTT training of snnir graphs (DESIGN.md section 4).
+
+``snnir.compile(graph, "torch", device=None, dtype=torch.float32)`` returns a
+:class:`~snnir.backends.pytorch.model.TorchModel` (an ``nn.Module`` that also offers ``run``/``step``).
+This package also provides snnTorch's losses and accuracy, a training loop (:func:`fit`,
+:func:`evaluate`) and torch versions of the stochastic input encoders. See docs/torch.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from snnir.ir.graph import Graph
+
+from . import encoders
+from .losses import (
+    LOSSES,
+    accuracy_rate,
+    ce_count_loss,
+    ce_max_membrane_loss,
+    ce_rate_loss,
+    mse_count_loss,
+    mse_membrane_loss,
+)
+from .memory import saved_bytes
+from .model import TorchModel
+from .rules import RULES
+from .training import History, evaluate, fit, load_checkpoint, save_checkpoint
+
+
+class TorchBackend:
+    """``snnir.compile(graph, "torch", device=None, dtype=torch.float32, overrides=None)``."""
+
+    name = "torch"
+    extra = "torch"
+    rules = RULES
+    #: Features this backend cannot run, with the reason (none).
+    known_gaps: Mapping[str, str] = {}
+    #: Compile options the conformance suite uses (the defaults: float32 on the CPU).
+    conformance_options: Mapping[str, Any] = {}
+
+    def compile(
+        self,
+        graph: Graph,
+        *,
+        device: Any = None,
+        dtype: torch.dtype = torch.float32,
+        overrides: Mapping | None = None,
+        event_driven: bool = False,
+    ) -> TorchModel:
+        """Lower ``graph`` to a :class:`TorchModel` on ``device`` (default CPU) in ``dtype`` (float32/float64).
+
+        ``event_driven=True`` lets Linear layers fed directly by a ``sequence`` input of sparse 0/1
+        spikes work from the spike events (:mod:`snnir.backends.pytorch.events`): faster on sparse
+        spike data, sums in a different order than a GEMM (last-bit differences on general floats).
+        ``overrides`` maps node kinds to replacement lowering rules.
+        """
+        return TorchModel(graph, RULES.with_overrides(overrides), device=device, dtype=dtype, event_driven=event_driven)
+
+
+__all__ = [
+    "TorchBackend",
+    "TorchModel",
+    "RULES",
+    "fit",
+    "evaluate",
+    "History",
+    "save_checkpoint",
+    "load_checkpoint",
+    "mse_count_loss",
+    "ce_count_loss",
+    "ce_rate_loss",
+    "ce_max_membrane_loss",
+    "mse_membrane_loss",
+    "accuracy_rate",
+    "LOSSES",
+    "encoders",
+    "saved_bytes",
+]

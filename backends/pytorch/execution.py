@@ -1,0 +1,229 @@
+"""Whole-sequence execution: the plan (hoisting, layer-wise scans, recurrent groups) and its interpreter.
+
+The graph is cut into strongly connected components (delayed edges included) and run component by
+component in topological order:
+
+* a **time-invariant** node (:func:`snnir.passes.time_invariant_nodes`: everything fed only by
+  ``direct`` inputs through stateless nodes) runs once on ``[B, ...]``; its value stands for every step;
+* any other single node runs **layer-wise** over the whole sequence: a stateless node once on the
+  folded ``[T·B, ...]`` batch, a neuron as one scan (:mod:`.scan`); a neuron fed only by invariant
+  values receives a one-step drive ``[1, B, ...]`` that the scan broadcasts;
+* a **recurrent group** (a cycle through delayed edges, e.g. RLeaky) runs step by step with autograd.
+
+A node's input is the sum of its incoming edges in edge order; an edge of delay ``d`` shifts its
+source by ``d`` steps, taking the first ``d`` values from the carried history (zeros at the start).
+The state (neuron states and the histories of delayed sources) is returned so that a run can be
+continued: truncated BPTT and streaming both rely on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import torch
+
+from snnir.errors import add_note
+from snnir.ir.graph import Graph
+from snnir.ir.io import Input, Output
+from snnir.passes import time_invariant_nodes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Execution order: groups of node names; a group of several nodes (or a self-loop) is recurrent."""
+
+    groups: tuple[tuple[str, ...], ...]
+    recurrent: frozenset[int]
+    invariant: frozenset[str]
+    depth: dict[str, int]  # delayed source -> the largest delay it feeds (history length)
+
+
+def build_plan(graph: Graph, *, training: bool) -> Plan:
+    """Group and order the nodes of ``graph`` (see the module docstring)."""
+    order = graph.topological_order()
+    position = {name: i for i, name in enumerate(order)}
+    full = graph.to_networkx(include_delayed=True)
+    components = [tuple(sorted(c, key=position.__getitem__)) for c in nx.strongly_connected_components(full)]
+    condensed = nx.condensation(full, [set(c) for c in components])
+    members = {i: tuple(sorted(condensed.nodes[i]["members"], key=position.__getitem__)) for i in condensed.nodes}
+    sequence = nx.lexicographical_topological_sort(condensed, key=lambda i: position[members[i][0]])
+    groups = tuple(members[i] for i in sequence)
+    self_loops = {e.src for e in graph.edges if e.src == e.dst}
+    recurrent = frozenset(i for i, g in enumerate(groups) if len(g) > 1 or g[0] in self_loops)
+    depth: dict[str, int] = {}
+    for edge in graph.edges:
+        if edge.delay:
+            depth[edge.src] = max(depth.get(edge.src, 0), edge.delay)
+    return Plan(groups, recurrent, time_invariant_nodes(graph, training=training), depth)
+
+
+@dataclass
+class Value:
+    """A node's value over the run: ``[T, B, ...]``, or ``[B, ...]`` standing for every step (steady)."""
+
+    tensor: torch.Tensor
+    steady: bool
+
+    def sequence(self, steps: int) -> torch.Tensor:
+        return self.tensor.unsqueeze(0).expand(steps, *self.tensor.shape) if self.steady else self.tensor
+
+    def at(self, t: int) -> torch.Tensor:
+        return self.tensor if self.steady else self.tensor[t]
+
+
+def _sum(terms: list[Value]) -> Value:
+    """Fan-in sum, left to right in edge order; steady terms broadcast over time."""
+    total = terms[0]
+    for term in terms[1:]:
+        if total.steady == term.steady:
+            total = Value(total.tensor + term.tensor, total.steady)
+        elif total.steady:
+            total = Value(total.tensor.unsqueeze(0) + term.tensor, False)
+        else:
+            total = Value(total.tensor + term.tensor.unsqueeze(0), False)
+    return total
+
+
+@dataclass
+class Run:
+    """The mutable part of one simulation."""
+
+    model: object
+    steps: int
+    batch: int
+    like: torch.Tensor
+    state: dict
+    wanted: frozenset  # (node, variable) pairs to record
+    values: dict[str, Value] = field(default_factory=dict)
+    records: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    final: dict = field(default_factory=lambda: {"neurons": {}, "history": {}})
+
+    def zeros(self, node: str, steps: int | None = None) -> torch.Tensor:
+        lead = () if steps is None else (steps,)
+        return self.like.new_zeros((*lead, self.batch, *self.model.shapes[node]))
+
+    def history(self, node: str) -> torch.Tensor:
+        depth = self.model.plan_depth[node]
+        carried = self.state.get("history", {}).get(node)
+        return self.zeros(node, depth) if carried is None else carried
+
+    def delayed(self, source: str, delay: int) -> Value:
+        """``source`` shifted by ``delay`` steps (its carried history first)."""
+        depth = self.model.plan_depth[source]
+        full = torch.cat((self.history(source), self.values[source].sequence(self.steps)))
+        return Value(full[depth - delay : depth - delay + self.steps], False)
+
+    def close_history(self, source: str, sequence: torch.Tensor) -> None:
+        depth = self.model.plan_depth[source]
+        self.final["history"][source] = torch.cat((self.history(source), sequence))[-depth:]
+
+
+def simulate(model, plan: Plan, inputs: dict[str, torch.Tensor], steps: int, state: dict | None, wanted) -> Run:
+    """Run ``model`` (a TorchModel) over ``steps`` steps; inputs are already checked tensors."""
+    graph: Graph = model.graph
+    first = next(iter(inputs.values()))
+    batch = first.shape[0] if graph.nodes[next(iter(inputs))].encoding == "direct" else first.shape[1]
+    run = Run(model, steps, batch, first, state or {}, frozenset(wanted))
+    for index, group in enumerate(plan.groups):
+        if index in plan.recurrent:
+            _recurrent(run, group)
+            continue
+        name = group[0]
+        node = graph.nodes[name]
+        if isinstance(node, Output):
+            continue
+        if isinstance(node, Input):
+            data = inputs[name]
+            run.values[name] = Value(data, True) if node.encoding == "direct" else Value(data[:steps], False)
+        else:
+            try:
+                _layerwise(run, name, name in plan.invariant)
+            except Exception as error:
+                add_note(error, f"while executing node {name!r} ({node.kind}) over steps 0..{steps - 1}")
+                raise
+        if name in model.plan_depth:
+            run.close_history(name, run.values[name].sequence(steps))
+    return run
+
+
+def _layerwise(run: Run, name: str, invariant: bool) -> None:
+    model = run.model
+    layer = model.layer(name)
+    terms = [run.values[e.src] if e.delay == 0 else run.delayed(e.src, e.delay) for e in model.graph.incoming(name)]
+    total = _sum(terms)
+    if not layer.stateful:
+        if invariant:
+            run.values[name] = Value(layer(total.tensor), True)
+            return
+        sequence = total.sequence(run.steps)
+        folded = sequence.reshape(run.steps * run.batch, *sequence.shape[2:])
+        out = layer(folded)
+        run.values[name] = Value(out.reshape(run.steps, run.batch, *out.shape[1:]), False)
+        return
+    drive = total.tensor.unsqueeze(0) if total.steady else total.tensor
+    state = run.state.get("neurons", {}).get(name)
+    value, recorded, final = layer.sequence(drive, state, run.steps)
+    run.values[name] = Value(value, False)
+    run.final["neurons"][name] = final
+    for variable, sequence in recorded.items():
+        if (name, variable) in run.wanted:
+            run.records[(name, variable)] = sequence
+
+
+def _recurrent(run: Run, group: tuple[str, ...]) -> None:
+    """Step-by-step execution of a cycle through delayed edges (ordinary autograd)."""
+    model, graph = run.model, run.model.graph
+    members = set(group)
+    external = {}
+    for name in group:
+        for edge in graph.incoming(name):
+            if edge.src not in members:
+                external[edge] = run.values[edge.src] if edge.delay == 0 else run.delayed(edge.src, edge.delay)
+    past = {name: list(run.history(name).unbind(0)) for name in group if name in model.plan_depth}
+    states = {}
+    for name in group:
+        layer = model.layer(name)
+        if layer.stateful:
+            carried = run.state.get("neurons", {}).get(name)
+            states[name] = carried if carried is not None else layer.init_state(run.batch, run.like)
+    outputs = {name: [] for name in group}
+    recorded = {key: [] for key in run.wanted if key[0] in members and key[1] != "value"}
+    for t in range(run.steps):
+        current: dict[str, torch.Tensor] = {}
+        for name in group:
+            total = None
+            for edge in graph.incoming(name):
+                if edge.src not in members:
+                    term = external[edge].at(t)
+                elif edge.delay == 0:
+                    term = current[edge.src]
+                else:
+                    term = past[edge.src][-edge.delay]
+                total = term if total is None else total + term
+            layer = model.layer(name)
+            try:
+                if layer.stateful:
+                    current[name], states[name] = layer.step(total, states[name])
+                else:
+                    current[name] = layer(total)
+            except Exception as error:
+                add_note(error, f"while executing node {name!r} ({graph.nodes[name].kind}) at step {t}")
+                raise
+            outputs[name].append(current[name])
+        for name in past:
+            past[name].append(current[name])
+            del past[name][: -model.plan_depth[name]]
+        for (name, variable), steps in recorded.items():
+            steps.append(states[name][variable])
+    for name in group:
+        run.values[name] = Value(torch.stack(outputs[name]), False)
+        if name in states:
+            run.final["neurons"][name] = states[name]
+        if name in past:
+            run.final["history"][name] = torch.stack(past[name])
+    for key, steps in recorded.items():
+        run.records[key] = torch.stack(steps)
+
+
+__all__ = ["Plan", "build_plan", "simulate", "Value", "Run"]

@@ -1,0 +1,238 @@
+"""The compiled torch model: an ``nn.Module`` that also follows snnir's inference convention.
+
+Training (torch tensors, autograd)::
+
+    model = snnir.compile(graph, "torch")                  # TorchModel, float32 on CPU
+    outputs = model(images)                                # {"spikes": [T, B, 10], "membrane": [T, B, 10]}
+    outputs, state = model(chunk, num_steps=10, state=state, return_state=True)   # continue a run
+
+``forward(inputs, num_steps=None, *, state=None, return_state=False)`` takes one tensor (single-input
+graphs) or ``{input_name: tensor}``; a ``direct`` input is ``[B, *shape]``, a ``sequence`` input
+``[T, B, *shape]``. It returns a plain ``dict`` from each Output's name to a ``[T, B, *shape]`` tensor
+(in graph order), plus the final state when ``return_state`` is set. The state (``{"neurons": {node:
+{variable: [B, ...]}}, "history": {node: [d, B, ...]}}``) continues a run exactly where it stopped.
+
+Inference (numpy in and out, identical errors to every backend, see :mod:`snnir.runtime`):
+``run(x, num_steps=None, probes=())``, ``reset(batch_size)`` then ``step(x_t)``, ``predict(x)``.
+``to_graph()`` writes the current (trained) parameters back into a graph.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from snnir.errors import InputError, UnsupportedNodeError
+from snnir.ir.graph import Graph
+from snnir.ir.io import Input, Output
+from snnir.lowering import LoweringTable
+from snnir.runtime import (
+    CompiledModel,
+    Result,
+    check_batch_size,
+    parse_probes,
+    prepare_sequence_inputs,
+    prepare_step_inputs,
+)
+
+from .execution import Plan, build_plan, simulate
+from .memory import spike_recomputation
+
+DTYPES = (torch.float32, torch.float64)
+
+
+def _module_key(name: str, taken: set[str]) -> str:
+    """A ModuleDict key for node ``name`` (no dots; unique)."""
+    key = re.sub(r"\W", "_", name) or "node"
+    key = key if not key[0].isdigit() else f"n_{key}"
+    while key in taken:
+        key += "_"
+    taken.add(key)
+    return key
+
+
+class TorchModel(nn.Module, CompiledModel):
+    """A graph lowered to torch modules (see the module docstring for the calling conventions)."""
+
+    backend = "torch"
+
+    def __init__(self, graph: Graph, rules: LoweringTable, *, device: Any = None, dtype: torch.dtype = torch.float32,
+                 event_driven: bool = False):
+        nn.Module.__init__(self)
+        CompiledModel.__init__(self, graph)
+        if dtype not in DTYPES:
+            raise UnsupportedNodeError(f"the torch backend runs in float32 or float64, found dtype={dtype}")
+        taken: set[str] = set()
+        self.keys: dict[str, str] = {}
+        self.layers = nn.ModuleDict()
+        for name in graph.topological_order():
+            node = graph.nodes[name]
+            if isinstance(node, (Input, Output)):
+                continue
+            rule = rules.rule_for(node, name)
+            self.keys[name] = _module_key(name, taken)
+            self.layers[self.keys[name]] = rule(node, graph.input_shape(name), self.shapes[name])
+        if event_driven:
+            self._enable_events()
+        self.register_buffer("anchor", torch.zeros((), dtype=dtype), persistent=False)
+        self.recorded = [(name, graph.output_source(name), _variable(graph.nodes[name].record)) for name in graph.outputs]
+        self._plans: dict[bool, Plan] = {}
+        self.plan_depth = build_plan(graph, training=False).depth
+        self._stream: dict | None = None
+        self.to(device=device, dtype=dtype)
+
+    # -- structure ----------------------------------------------------------------------------------
+    def _enable_events(self) -> None:
+        """Mark Linear layers fed directly by a ``sequence`` input as event-driven (see :mod:`.events`)."""
+        for name in self.keys:
+            edges = self.graph.incoming(name)
+            layer = self.layer(name)
+            source = self.graph.nodes[edges[0].src] if len(edges) == 1 else None
+            if hasattr(layer, "event_driven") and isinstance(source, Input) and source.encoding == "sequence" and not edges[0].delay:
+                layer.event_driven = True
+
+    def layer(self, name: str) -> nn.Module:
+        """The module lowered from node ``name``."""
+        return self.layers[self.keys[name]]
+
+    def plan(self, training: bool) -> Plan:
+        if training not in self._plans:
+            self._plans[training] = build_plan(self.graph, training=training)
+        return self._plans[training]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.anchor.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.anchor.device
+
+    # -- torch calling convention -------------------------------------------------------------------
+    def forward(self, inputs: Any, num_steps: int | None = None, *, state: dict | None = None, return_state: bool = False):
+        tensors, steps = self._tensor_inputs(inputs, num_steps)
+        run = self._simulate(tensors, steps, state, (), self.training)
+        outputs = {name: self._read(run, source, variable) for name, source, variable in self.recorded}
+        return (outputs, run.final) if return_state else outputs
+
+    def _simulate(self, tensors, steps, state, wanted, training):
+        wanted = set(wanted) | {(source, variable) for _, source, variable in self.recorded}
+        with spike_recomputation(enabled=torch.is_grad_enabled()):
+            return simulate(self, self.plan(training), tensors, steps, state, wanted)
+
+    @staticmethod
+    def _read(run, node: str, variable: str) -> torch.Tensor:
+        if variable == "value":
+            return run.values[node].sequence(run.steps)
+        return run.records[(node, variable)]
+
+    def _tensor_inputs(self, inputs: Any, num_steps: int | None) -> tuple[dict[str, torch.Tensor], int]:
+        """Check names and shapes like :func:`snnir.runtime.prepare_sequence_inputs`, keeping tensors."""
+        names = self.graph.inputs
+        if not isinstance(inputs, Mapping):
+            if len(names) != 1:
+                raise InputError(f"the graph has {len(names)} inputs {list(names)}; pass a mapping {{name: tensor}}")
+            inputs = {names[0]: inputs}
+        unknown = [k for k in inputs if k not in names]
+        missing = [n for n in names if n not in inputs]
+        if unknown or missing:
+            which = f"unknown input {unknown[0]!r}" if unknown else f"missing input {missing[0]!r}"
+            raise InputError(f"{which}; the graph's inputs are {list(names)}")
+        tensors, steps_seen, batches = {}, {}, {}
+        for name in names:
+            node: Input = self.graph.nodes[name]  # type: ignore[assignment]
+            data = inputs[name]
+            if not isinstance(data, torch.Tensor):
+                data = torch.as_tensor(np.asarray(data, dtype=np.float32))
+            lead = 2 if node.encoding == "sequence" else 1
+            if data.dim() != lead + len(node.shape) or tuple(data.shape[lead:]) != tuple(node.shape):
+                layout = "[T, B, " if lead == 2 else "[B, "
+                raise InputError(f"input {name!r} ({node.encoding}): expected shape {layout}{', '.join(map(str, node.shape))}], found {list(data.shape)}")
+            if lead == 2:
+                steps_seen[name] = data.shape[0]
+            batches[name] = data.shape[lead - 1]
+            tensors[name] = data.to(device=self.device, dtype=self.dtype)
+        if len(set(batches.values())) > 1:
+            raise InputError(f"inputs disagree on the batch size: {batches}")
+        steps = self._steps(num_steps, steps_seen)
+        return tensors, steps
+
+    def _steps(self, num_steps, steps_seen: dict[str, int]) -> int:
+        if num_steps is not None:
+            if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
+                raise InputError(f"num_steps must be a positive integer, found {num_steps!r}")
+            short = {n: t for n, t in steps_seen.items() if t < num_steps}
+            if short:
+                raise InputError(f"num_steps={num_steps}, but sequence inputs hold fewer steps: {short}")
+            return int(num_steps)
+        if steps_seen:
+            if len(set(steps_seen.values())) > 1:
+                raise InputError(f"sequence inputs disagree on the number of steps: {steps_seen}")
+            steps = next(iter(steps_seen.values()))
+            if steps == 0:
+                raise InputError("sequence inputs hold zero steps")
+            return steps
+        return self.graph.time.num_steps
+
+    # -- inference convention (numpy) ------------------------------------------------------------------
+    def _numpy_run(self, arrays: dict[str, np.ndarray], steps: int, state, probes) -> tuple[Result, dict]:
+        tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
+        wanted = {(p.node, p.variable) for p in probes}
+        was_training = self.training
+        self.train(False)  # inference: dropout off, whatever mode training left the module in
+        try:
+            with torch.no_grad():
+                run = self._simulate(tensors, steps, state, wanted, training=False)
+                outputs = {name: _numpy(self._read(run, source, variable)) for name, source, variable in self.recorded}
+                probed = {p.key: _numpy(self._read(run, p.node, p.variable)) for p in probes}
+        finally:
+            self.train(was_training)
+        return Result(outputs, probed), run.final
+
+    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+        """Run a whole sequence from zero state without gradients (dropout off); float32 numpy outputs."""
+        arrays, steps, _ = prepare_sequence_inputs(self.graph, inputs, num_steps)
+        requested = parse_probes(self.graph, probes)
+        return self._numpy_run(arrays, steps, None, requested)[0]
+
+    def reset(self, batch_size: int = 1) -> None:
+        """Start a stream of ``batch_size`` samples from zero state."""
+        self.batch_size = check_batch_size(batch_size)
+        self._stream = {}
+
+    def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
+        """Advance the stream one step; inputs and outputs are ``[B, *shape]``."""
+        if self._stream is None:
+            raise InputError("step() needs a stream: call reset(batch_size) first")
+        requested = parse_probes(self.graph, probes)
+        arrays = prepare_step_inputs(self.graph, inputs, self.batch_size)
+        arrays = {n: (a if self.graph.nodes[n].encoding == "direct" else a[None]) for n, a in arrays.items()}
+        result, self._stream = self._numpy_run(arrays, 1, self._stream, requested)
+        return Result({k: v[0] for k, v in result.outputs.items()}, {k: v[0] for k, v in result.probes.items()})
+
+    # -- trained parameters back into the IR -------------------------------------------------------------
+    def to_graph(self) -> Graph:
+        """The graph with every parameter replaced by the module's current value (as float32)."""
+        updates = {name: self.layer(name).to_node(self.graph.nodes[name]) for name in self.keys}
+        return self.graph.with_nodes(updates)
+
+    def extra_repr(self) -> str:
+        return f"graph={self.graph.name!r}, nodes={len(self.graph.nodes)}, num_steps={self.graph.time.num_steps}"
+
+    __call__ = nn.Module.__call__
+    __repr__ = nn.Module.__repr__
+
+
+def _variable(record: str) -> str:
+    return "value" if record in ("value", "spikes") else record
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+
+
+__all__ = ["TorchModel", "DTYPES"]

@@ -1,0 +1,122 @@
+"""Surrogate gradients: the forward pass is the strict step ``H(z) = [z > 0]``, the backward a smooth stand-in.
+
+Each function below maps ``(z, grad)`` to ``grad · dS/dz`` with the operation order of snnTorch 1.0's
+``snntorch/surrogate.py`` (so gradients agree to the last few bits), ``z = U − θ``:
+
+==================== ==============================================
+atan(alpha)          alpha/2 / (1 + (π/2 · alpha · z)²) · grad
+fast_sigmoid(slope)  grad / (slope·|z| + 1)²
+sigmoid(slope)       grad · slope · e^(−slope·z) / (e^(−slope·z) + 1)²  (evaluated as σ(kz)·σ(−kz), see below)
+triangular(t)        grad · t, negated where z ≥ 0
+straight_through     grad
+spike_rate_escape    grad · slope · e^(−beta·|z − 1|)
+heaviside            grad · H(z)
+==================== ==============================================
+
+One deliberate difference: snnTorch's ``sigmoid`` backward returns NaN for ``slope·z < −88`` (exp
+overflow); here it is computed as ``slope·σ(slope·z)·σ(−slope·z)``, equal where snnTorch is finite.
+
+The neuron scans call :func:`surrogate_backward` directly; :class:`Spike` wraps the step in an
+autograd function for the step-by-step paths (recurrent groups, streaming) and the Threshold node.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from snnir.ir.surrogate import Surrogate
+
+SurrogateBackward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _atan(alpha: float) -> SurrogateBackward:
+    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        # snnTorch: alpha/2 / (1 + (π/2·alpha·z)²) · grad; the reciprocal form rounds alike for alpha = 2.
+        return z.mul_(math.pi / 2 * alpha).pow_(2).add_(1).reciprocal_().mul_(alpha / 2).mul_(grad)
+
+    return backward
+
+
+def _fast_sigmoid(slope: float) -> SurrogateBackward:
+    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        denominator = z.abs_().mul_(slope).add_(1.0).pow_(2)
+        return torch.div(grad, denominator, out=denominator)
+
+    return backward
+
+
+def _sigmoid(slope: float) -> SurrogateBackward:
+    # snnTorch evaluates slope·e^(−slope·z) / (e^(−slope·z) + 1)², which overflows to inf/inf = NaN once
+    # slope·z < −88 (z < −3.5 at the default slope). σ(slope·z)·σ(−slope·z) is the same function, finite
+    # everywhere and without the cancellation of σ·(1 − σ).
+    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        rising = torch.sigmoid(z.mul_(slope))
+        falling = z.neg_().sigmoid_()
+        return grad * slope * (rising * falling)
+
+    return backward
+
+
+def _triangular(threshold: float) -> SurrogateBackward:
+    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        scaled = grad * threshold
+        return torch.where(z >= 0, -scaled, scaled)
+
+    return backward
+
+
+def _straight_through() -> SurrogateBackward:
+    return lambda z, grad: grad.clone()
+
+
+def _spike_rate_escape(beta: float, slope: float) -> SurrogateBackward:
+    return lambda z, grad: grad * slope * z.sub_(1).abs_().mul_(-beta).exp_()
+
+
+def _heaviside() -> SurrogateBackward:
+    return lambda z, grad: grad * (z > 0).to(grad.dtype)
+
+
+_FACTORIES: dict[str, Callable[..., SurrogateBackward]] = {
+    "atan": _atan,
+    "fast_sigmoid": _fast_sigmoid,
+    "sigmoid": _sigmoid,
+    "triangular": _triangular,
+    "straight_through": _straight_through,
+    "spike_rate_escape": _spike_rate_escape,
+    "heaviside": _heaviside,
+}
+
+
+def surrogate_backward(spec: Surrogate) -> SurrogateBackward:
+    """The function ``(z, grad) -> grad · dS/dz`` of a surrogate spec (parameters in snnTorch's order).
+
+    ``z`` is scratch: the function may overwrite it (callers pass a temporary), never ``grad``.
+    """
+    return _FACTORIES[spec.name](*(value for _, value in spec.params))
+
+
+class Spike(torch.autograd.Function):
+    """``S = H(z)`` in the forward pass, the surrogate in the backward pass (``z = U − θ``)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, backward: SurrogateBackward) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.surrogate = backward
+        return (z > 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        return ctx.surrogate(z.clone(), grad), None
+
+
+def spike(z: torch.Tensor, backward: SurrogateBackward) -> torch.Tensor:
+    """Differentiable step: :class:`Spike` applied to ``z``."""
+    return Spike.apply(z, backward)
+
+
+__all__ = ["surrogate_backward", "spike", "Spike", "SurrogateBackward"]

@@ -1,0 +1,354 @@
+"""A training loop for compiled models: :func:`fit`, :func:`evaluate`, :class:`History`, checkpoints.
+
+``fit(model, (x, y), epochs=1, loss="mse_count_loss", optimizer="adam", lr=2e-3, ...)`` trains a
+:class:`~snnir.backends.pytorch.TorchModel` (or a ``DistributedDataParallel`` wrapping one) with BPTT:
+
+* data: numpy arrays or tensors ``(x, y)`` batched here (``x`` in the model's convention: a ``direct``
+  input ``[N, *shape]``, a ``sequence`` input ``[T, N, *shape]``, or a dict of those), or any iterable of
+  ``(x, y)`` batches such as a ``DataLoader``; ``encode`` turns each ``x`` batch into the model's input
+  (``encode=lambda x: encoders.rate(x, 25)``), in which case arrays are cut along their first axis;
+* ``loss`` and ``optimizer`` by object or by name (``"mse_count_loss"``, ``{"name": "mse_count_loss",
+  "correct_rate": 0.8, "incorrect_rate": 0.2}``; ``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``);
+  the loss reads the output it ``expects`` (spikes or membrane) unless ``output`` names one;
+* ``tbptt=K``: truncated BPTT, one optimizer step per ``K`` steps, the state carried (detached) between
+  chunks, as snnTorch's ``backprop.TBPTT``;
+* ``checkpoint=path``: after every epoch the model, optimizer, history and RNG states are written
+  atomically; ``resume=True`` continues from that file;
+* a tqdm progress bar per epoch (``progress=False`` hides it); the returned :class:`History` holds the
+  per-epoch training loss, accuracy, time and validation results.
+
+Under ``torch.distributed`` with numpy data, every rank draws the same permutation and trains on its
+own share of each batch; DDP averages the gradients. Only rank 0 shows progress and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from snnir.errors import FormatError, InputError
+from snnir.formats.atomic import atomic_write
+
+from .losses import accuracy_rate, make_loss
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+@dataclass
+class History:
+    """Per-epoch results: ``epochs[i]`` holds epoch, loss, accuracy, time (s) and val_loss/val_accuracy."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+    def _column(self, key: str) -> list:
+        return [row.get(key) for row in self.epochs]
+
+    @property
+    def loss(self) -> list[float]:
+        return self._column("loss")
+
+    @property
+    def accuracy(self) -> list[float | None]:
+        return self._column("accuracy")
+
+    @property
+    def time(self) -> list[float]:
+        return self._column("time")
+
+    @property
+    def val_loss(self) -> list[float | None]:
+        return self._column("val_loss")
+
+    @property
+    def val_accuracy(self) -> list[float | None]:
+        return self._column("val_accuracy")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": [dict(row) for row in self.epochs]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> History:
+        return cls([dict(row) for row in data.get("epochs", [])])
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def make_optimizer(spec: Any, parameters: Iterable[torch.nn.Parameter], lr: float | None, options: Mapping | None) -> torch.optim.Optimizer:
+    """An optimizer from an instance (used as is), a class, or a name in :data:`OPTIMIZERS`."""
+    if isinstance(spec, torch.optim.Optimizer):
+        return spec
+    if isinstance(spec, str):
+        if spec.lower() not in OPTIMIZERS:
+            raise InputError(f"unknown optimizer {spec!r}; known: {sorted(OPTIMIZERS)}, or pass an optimizer object")
+        spec = OPTIMIZERS[spec.lower()]
+    if not (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
+        raise InputError(f"optimizer must be a name, an Optimizer class or instance, found {spec!r}")
+    arguments = dict(options or {})
+    if lr is not None:
+        arguments["lr"] = lr
+    return spec(parameters, **arguments)
+
+
+def pick_output(graph, loss: Any, output: str | None) -> str:
+    """The output the loss reads: ``output`` if given, else the first recording what the loss expects."""
+    if output is not None:
+        if output not in graph.outputs:
+            raise InputError(f"unknown output {output!r}; the graph's outputs are {list(graph.outputs)}")
+        return output
+    expects = getattr(loss, "expects", "spikes")
+    for name in graph.outputs:
+        record = graph.nodes[name].record
+        source = graph.nodes[graph.output_source(name)]
+        spikes = record == "spikes" or (record == "value" and source.spiking)
+        if (expects == "spikes" and spikes) or (expects == "membrane" and record == "membrane"):
+            return name
+    return graph.outputs[0]
+
+
+def _accuracy(recording: torch.Tensor, targets: torch.Tensor, spiking: bool) -> float:
+    """Spike-count accuracy for spikes, maximum-over-time for membranes and other values."""
+    if spiking:
+        return accuracy_rate(recording, targets)
+    return float((recording.max(0).values.argmax(-1).cpu() == targets.cpu()).double().mean())
+
+
+def _batch_axis(graph, name: str) -> int:
+    return 1 if graph.nodes[name].encoding == "sequence" else 0
+
+
+def _take(graph, x: Any, index: np.ndarray, raw: bool) -> Any:
+    def one(name, array):
+        tensor = torch.as_tensor(array)
+        axis = 0 if raw else _batch_axis(graph, name)
+        return tensor.index_select(axis, torch.as_tensor(index, dtype=torch.long))
+
+    if isinstance(x, Mapping):
+        return {name: one(name, array) for name, array in x.items()}
+    return one(graph.inputs[0], x)
+
+
+def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Generator | None, raw: bool):
+    """Yield ``(x, y)`` batches; numpy/tensor pairs are cut here (along axis 0 for ``raw`` data that an
+    encoder turns into the model's input, else along each input's batch axis), anything else is iterated."""
+    if not (isinstance(data, tuple) and len(data) == 2):
+        yield from data
+        return
+    x, y = data
+    count = len(y)
+    order = rng.permutation(count) if shuffle and rng is not None else np.arange(count)
+    rank, world = _distributed()
+    for start in range(0, count, batch_size):
+        index = order[start : start + batch_size][rank::world]
+        yield _take(graph, x, index, raw), torch.as_tensor(np.asarray(y)[index] if not isinstance(y, torch.Tensor) else y[index])
+
+
+def _steps_of(graph, x: Any) -> int:
+    tensors = x if isinstance(x, Mapping) else {graph.inputs[0]: x}
+    for name, tensor in tensors.items():
+        if graph.nodes[name].encoding == "sequence":
+            return int(tensor.shape[0])
+    return graph.time.num_steps
+
+
+def _chunk(graph, x: Any, start: int, stop: int) -> Any:
+    def one(name, tensor):
+        return tensor[start:stop] if graph.nodes[name].encoding == "sequence" else tensor
+
+    if isinstance(x, Mapping):
+        return {name: one(name, tensor) for name, tensor in x.items()}
+    return one(graph.inputs[0], x)
+
+
+def _detach(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return {key: _detach(value) for key, value in state.items()}
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    if isinstance(x, Mapping):
+        return {name: torch.as_tensor(t).to(device) for name, t in x.items()}
+    return torch.as_tensor(x).to(device)
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    epoch: int, history: History, rng: np.random.Generator | None = None) -> None:
+    """Write model, optimizer, epoch, history and RNG states atomically (never a partial file)."""
+    payload = {
+        "format": "snnir-torch-checkpoint",
+        "version": 1,
+        "epoch": epoch,
+        "model": _unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": history.to_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": None if rng is None else rng.bit_generator.state,
+    }
+    atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    rng: np.random.Generator | None = None) -> tuple[int, History]:
+    """Restore what :func:`save_checkpoint` wrote; returns ``(epoch, history)``."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a format error
+        raise FormatError(f"{path}: not a readable snnir torch checkpoint ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "snnir-torch-checkpoint":
+        raise FormatError(f"{path}: not an snnir torch checkpoint")
+    try:
+        _unwrap(model).load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise FormatError(f"{path}: the checkpoint does not fit this model: {error}") from None
+    if optimizer is not None:
+        optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["torch_rng"])
+    if rng is not None and payload["numpy_rng"] is not None:
+        rng.bit_generator.state = payload["numpy_rng"]
+    return int(payload["epoch"]), History.from_dict(payload["history"])
+
+
+# -- loops ------------------------------------------------------------------------------------------
+def _train_batch(model, graph, x, y, loss_fn, optimizer, output, spiking, tbptt):
+    """One batch: full BPTT, or truncated BPTT with an optimizer step per chunk; returns (loss, accuracy)."""
+    steps = _steps_of(graph, x)
+    chunk = tbptt or steps
+    state, losses, pieces = None, [], []
+    for start in range(0, steps, chunk):
+        stop = min(start + chunk, steps)
+        outputs, state = model(_chunk(graph, x, start, stop), stop - start, state=state, return_state=True)
+        loss = loss_fn(outputs[output], y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state = _detach(state)
+        losses.append(float(loss.detach()))
+        pieces.append(outputs[output].detach())
+    return float(np.mean(losses)), _accuracy(torch.cat(pieces), y, spiking)
+
+
+def fit(
+    model: torch.nn.Module,
+    data: Any,
+    *,
+    epochs: int = 1,
+    loss: Any = "mse_count_loss",
+    optimizer: Any = "adam",
+    lr: float | None = 2e-3,
+    optimizer_options: Mapping | None = None,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    seed: int = 0,
+    output: str | None = None,
+    validation: Any = None,
+    tbptt: int | None = None,
+    encode: Callable[[Any], Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` on ``data`` for ``epochs`` epochs; returns the :class:`History` (see the module docstring)."""
+    compiled = _unwrap(model)
+    graph = compiled.graph
+    if not isinstance(epochs, int) or epochs < 0:
+        raise InputError(f"epochs must be a non-negative integer, found {epochs!r}")
+    if tbptt is not None and (not isinstance(tbptt, int) or tbptt < 1):
+        raise InputError(f"tbptt must be a positive number of steps, found {tbptt!r}")
+    loss_fn = make_loss(loss)
+    opt = make_optimizer(optimizer, model.parameters(), lr, optimizer_options)
+    output = pick_output(graph, loss_fn, output)
+    spiking = _spiking(graph, output)
+    rng = np.random.default_rng(seed)
+    history, first_epoch = History(), 0
+    rank, _ = _distributed()
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
+        first_epoch, history = load_checkpoint(checkpoint, model, opt, rng)
+        first_epoch += 1
+    for epoch in range(first_epoch, epochs):
+        model.train()
+        started = time.perf_counter()
+        losses, accuracies, sizes = [], [], []
+        batches = tqdm(_batches(graph, data, batch_size, shuffle, rng, encode is not None), desc=f"epoch {epoch + 1}/{epochs}",
+                       disable=not progress or rank != 0, leave=False)
+        for x, y in batches:
+            x = _to(encode(x) if encode is not None else x, compiled.device)
+            y = torch.as_tensor(y).to(compiled.device).long()
+            batch_loss, batch_accuracy = _train_batch(model, graph, x, y, loss_fn, opt, output, spiking, tbptt)
+            losses.append(batch_loss)
+            accuracies.append(batch_accuracy)
+            sizes.append(len(y))
+            batches.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{batch_accuracy:.3f}")
+        row = {"epoch": epoch, "loss": _mean(losses, sizes), "accuracy": _mean(accuracies, sizes),
+               "time": time.perf_counter() - started}
+        if validation is not None:
+            scores = evaluate(model, validation, loss=loss_fn, output=output, batch_size=batch_size, encode=encode)
+            row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+        history.epochs.append(row)
+        if checkpoint is not None and rank == 0:
+            save_checkpoint(checkpoint, model, opt, epoch, history, rng)
+    return history
+
+
+def evaluate(model: torch.nn.Module, data: Any, *, loss: Any = None, output: str | None = None, batch_size: int = 256,
+             encode: Callable[[Any], Any] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Loss (if a loss is given), accuracy and sample count over ``data``, without gradients (eval mode)."""
+    compiled = _unwrap(model)
+    graph = compiled.graph
+    loss_fn = None if loss is None else make_loss(loss)
+    output = pick_output(graph, loss_fn, output)
+    spiking = _spiking(graph, output)
+    was_training = model.training
+    model.eval()
+    losses, accuracies, sizes = [], [], []
+    try:
+        with torch.no_grad():
+            for x, y in tqdm(_batches(graph, data, batch_size, False, None, encode is not None), desc="evaluate", disable=not progress, leave=False):
+                x = _to(encode(x) if encode is not None else x, compiled.device)
+                y = torch.as_tensor(y).to(compiled.device).long()
+                recording = model(x)[output]
+                if loss_fn is not None:
+                    losses.append(float(loss_fn(recording, y)))
+                accuracies.append(_accuracy(recording, y, spiking))
+                sizes.append(len(y))
+    finally:
+        model.train(was_training)
+    return {"loss": _mean(losses, sizes) if losses else None, "accuracy": _mean(accuracies, sizes), "samples": int(sum(sizes))}
+
+
+def _spiking(graph, output: str) -> bool:
+    record = graph.nodes[output].record
+    return record == "spikes" or (record == "value" and graph.nodes[graph.output_source(output)].spiking)
+
+
+def _mean(values: list[float], sizes: list[int]) -> float | None:
+    """Sample-weighted mean (batches may differ in size)."""
+    total = sum(sizes)
+    if not values or total == 0:
+        return None
+    value = sum(v * s for v, s in zip(values, sizes)) / total
+    return None if math.isnan(value) else value
+
+
+__all__ = ["fit", "evaluate", "History", "save_checkpoint", "load_checkpoint", "make_optimizer", "pick_output", "OPTIMIZERS"]

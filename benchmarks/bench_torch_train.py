@@ -1,0 +1,229 @@
+"""Training-step time and memory of snnir's torch backend against snnTorch 1.0, side by side.
+
+Workloads (DESIGN.md section 6):
+  (a) the seed quickstart CNN: Conv 1->8 k5, MaxPool 2, LIF, Conv 8->16 k5, MaxPool 2, LIF, Flatten,
+      Linear 256->10, LIF; beta 0.9, fast_sigmoid; batch 128, T = 25, the same image every step;
+  (b) FC 784-512-10 LIF (atan), T = 100, batch 64, Bernoulli(0.1) input spikes; "b-events" is the same
+      with ``compile(..., event_driven=True)`` (fc1 works from the input spike events; opt-in).
+A training step is forward + mse_count_loss(0.8, 0.2) + backward + Adam(lr 2e-3) step. Both networks
+start from the same weights (snnir's graph is built from the snnTorch modules). Timings alternate
+between the two frameworks and report medians; the torch thread count is fixed and printed.
+
+Memory, per step: "kept" is what the autograd graph holds for the backward pass (distinct saved
+storages, parameters and inputs excluded; :func:`snnir.backends.pytorch.saved_bytes`); "minimum" is
+the analytic minimum of that: one potential per neuron-step plus, for max pools, the window position
+of each maximum (2 bits for a 2x2 window); "peak" is the largest live tensor memory during the step,
+from the torch profiler's allocation events.
+
+Usage: python benchmarks/bench_torch_train.py [--threads 1] [--repeats 9] [--workloads a b]
+Writes benchmarks/results/torch_train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+RESULTS = Path(__file__).resolve().parent / "results" / "torch_train.json"
+
+
+def _array(tensor):
+    return tensor.detach().cpu().numpy().copy()
+
+
+def workload_a():
+    """The seed CNN in snnTorch (the tutorial's nn.Sequential with init_hidden) and in snnir."""
+    import snntorch as snn
+    from snntorch import surrogate, utils
+
+    import snnir
+    from snnir import LIF, Conv2d, Flatten, GraphBuilder, Linear, MaxPool2d
+
+    torch.manual_seed(0)
+    grad = surrogate.fast_sigmoid()
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
+        nn.Conv2d(8, 16, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
+        nn.Flatten(), nn.Linear(256, 10), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True, output=True),
+    )
+    steps, batch = 25, 128
+    builder = GraphBuilder("quickstart_cnn", num_steps=steps)
+    last = builder.chain(
+        builder.input("x", (1, 28, 28)),
+        ("conv1", Conv2d(weight=_array(net[0].weight), bias=_array(net[0].bias))), ("pool1", MaxPool2d(2)),
+        ("lif1", LIF(0.9, surrogate="fast_sigmoid")),
+        ("conv2", Conv2d(weight=_array(net[3].weight), bias=_array(net[3].bias))), ("pool2", MaxPool2d(2)),
+        ("lif2", LIF(0.9, surrogate="fast_sigmoid")), ("flatten", Flatten()),
+        ("fc1", Linear(weight=_array(net[7].weight), bias=_array(net[7].bias))), ("lif3", LIF(0.9, surrogate="fast_sigmoid")),
+    )
+    builder.output("spikes", last)
+    model = snnir.compile(builder.build(), "torch")
+    data = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+    def snntorch_forward():
+        utils.reset(net)
+        return torch.stack([net(data)[0] for _ in range(steps)])
+
+    minimum = steps * batch * (8 * 12 * 12 + 16 * 4 * 4 + 10) * 4 + (steps * batch * 16 * 4 * 4 + batch * 8 * 12 * 12) * 2 / 8
+    return dict(name="a", title="seed CNN, B=128, T=25", net=net, snntorch_forward=snntorch_forward, model=model,
+                inputs=data, batch=batch, minimum=minimum)
+
+
+def workload_b(event_driven: bool = False):
+    """FC 784-512-10 with Bernoulli(0.1) input spikes over 100 steps (optionally event-driven fc1)."""
+    import snntorch as snn
+
+    import snnir
+    from snnir import LIF, GraphBuilder, Linear
+
+    torch.manual_seed(0)
+    fc1, fc2 = nn.Linear(784, 512), nn.Linear(512, 10)
+    lif1, lif2 = snn.Leaky(beta=0.9), snn.Leaky(beta=0.9)
+    net = nn.ModuleList([fc1, lif1, fc2, lif2])
+    steps, batch = 100, 64
+    builder = GraphBuilder("fc_784_512_10", num_steps=steps)
+    last = builder.chain(
+        builder.input("x", (784,), encoding="sequence"),
+        ("fc1", Linear(weight=_array(fc1.weight), bias=_array(fc1.bias))), ("lif1", LIF(0.9)),
+        ("fc2", Linear(weight=_array(fc2.weight), bias=_array(fc2.bias))), ("lif2", LIF(0.9)),
+    )
+    builder.output("spikes", last)
+    model = snnir.compile(builder.build(), "torch", event_driven=event_driven)
+    data = (torch.rand(steps, batch, 784, generator=torch.Generator().manual_seed(1)) < 0.1).float()
+
+    def snntorch_forward():
+        m1, m2, record = lif1.reset_mem(), lif2.reset_mem(), []
+        for t in range(steps):
+            s1, m1 = lif1(fc1(data[t]), m1)
+            s2, m2 = lif2(fc2(s1), m2)
+            record.append(s2)
+        return torch.stack(record)
+
+    minimum = steps * batch * (512 + 10) * 4
+    title = "FC 784-512-10, B=64, T=100" + (", events" if event_driven else "")
+    return dict(name="b-events" if event_driven else "b", title=title, net=net, snntorch_forward=snntorch_forward,
+                model=model, inputs=data, batch=batch, minimum=minimum)
+
+
+def _peak_bytes(step) -> int:
+    """Largest live tensor memory during ``step()``, from the profiler's allocation/free events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    live = peak = 0
+    for _, change in events:
+        live += change
+        peak = max(peak, live)
+    return peak
+
+
+def measure(work, repeats: int, warmup: int) -> dict:
+    from snnir.backends.pytorch import mse_count_loss, saved_bytes
+    from snntorch import functional as SF
+
+    targets = torch.arange(work["batch"]) % 10
+    their_loss, our_loss = SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), mse_count_loss(0.8, 0.2)
+    model, net, data = work["model"], work["net"], work["inputs"]
+    their_opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    our_opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+    def their_loss_value():
+        return their_loss(work["snntorch_forward"](), targets)
+
+    def our_loss_value():
+        return our_loss(model(data)["spikes"], targets)
+
+    def their_step():
+        their_opt.zero_grad(set_to_none=True)
+        their_loss_value().backward()
+        their_opt.step()
+
+    def our_step():
+        our_opt.zero_grad(set_to_none=True)
+        our_loss_value().backward()
+        our_opt.step()
+
+    for _ in range(warmup):
+        their_step()
+        our_step()
+    times = {"snntorch": [], "snnir": []}
+    cpu = {"snntorch": [], "snnir": []}
+    for _ in range(repeats):
+        for label, step in (("snntorch", their_step), ("snnir", our_step)):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            step()
+            times[label].append(time.perf_counter() - started)
+            cpu[label].append(time.process_time() - started_cpu)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    cpu_medians = {k: statistics.median(v) for k, v in cpu.items()}
+    kept = {
+        "snntorch": saved_bytes(their_loss_value, list(net.parameters()) + [data]),
+        "snnir": saved_bytes(our_loss_value, list(model.parameters()) + [data]),
+    }
+    peak = {"snntorch": _peak_bytes(their_step), "snnir": _peak_bytes(our_step)}
+    return {
+        "workload": work["name"], "title": work["title"],
+        "step_seconds_median": medians, "step_seconds_all": times,
+        "speedup": medians["snntorch"] / medians["snnir"],
+        "cpu_seconds_median": cpu_medians,
+        "cpu_speedup": cpu_medians["snntorch"] / cpu_medians["snnir"],
+        "kept_for_backward_bytes": kept, "analytic_minimum_bytes": work["minimum"],
+        "kept_over_minimum": {k: v / work["minimum"] for k, v in kept.items()},
+        "peak_bytes": peak,
+    }
+
+
+def _table(results: list[dict], threads: int) -> str:
+    lines = [f"torch {torch.__version__}, {threads} thread(s), medians of alternating runs "
+             "(wall-clock; CPU time of this process for the second ratio)", ""]
+    header = f"{'workload':<44}{'snnTorch ms':>12}{'snnir ms':>10}{'speedup':>9}{'CPU-time speedup':>18}{'kept MB (snnTorch/snnir)':>27}{'snnir/min':>10}{'peak MB (snnTorch/snnir)':>27}"
+    lines.append(header)
+    for r in results:
+        tag = f"({r['workload']})"
+        ms = r["step_seconds_median"]
+        kept, peak = r["kept_for_backward_bytes"], r["peak_bytes"]
+        lines.append(
+            f"{tag:<11}{r['title']:<33}{ms['snntorch'] * 1e3:>12.1f}{ms['snnir'] * 1e3:>10.1f}{r['speedup']:>8.2f}x"
+            f"{r['cpu_speedup']:>17.2f}x"
+            f"{kept['snntorch'] / 1e6:>15.1f} / {kept['snnir'] / 1e6:<9.1f}{r['kept_over_minimum']['snnir']:>10.3f}"
+            f"{peak['snntorch'] / 1e6:>15.1f} / {peak['snnir'] / 1e6:<9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--workloads", nargs="+", default=["a", "b", "b-events"], choices=["a", "b", "b-events"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    try:
+        import snntorch  # noqa: F401
+    except ImportError:
+        print("snnTorch is not installed: nothing to compare against (pip install 'snnir[snntorch]')")
+        return 0
+    torch.set_num_threads(args.threads)
+    builders = {"a": workload_a, "b": workload_b, "b-events": lambda: workload_b(event_driven=True)}
+    results = [measure(builders[name](), args.repeats, args.warmup) for name in args.workloads]
+    print(_table(results, args.threads))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": "torch_train", "torch": torch.__version__, "threads": args.threads,
+               "machine": platform.platform(), "processor": platform.processor(), "results": results}
+    args.out.write_text(json.dumps(payload, indent=2))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""Stateless torch layers <-> snnir nodes, one small rule per kind in each direction.
+
+Shapes: torch layers see ``[B, ...]``; snnir shapes exclude the batch, so a torch ``Flatten(start_dim=1)``
+is snnir's ``Flatten(start_dim=0)``. Every option whose semantics snnir does not share (ceil mode,
+dilated pooling, circular padding...) raises :class:`~snnir.errors.UnsupportedNodeError` naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from snnir.errors import UnsupportedNodeError
+from snnir.ir.layers import AvgPool2d, Conv1d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Scale, SumPool2d, Threshold
+from snnir.ir.node import Node, Shape
+from snnir.lowering import LoweringTable
+
+from . import modules
+from .surrogates import identify_surrogate, make_spike_grad
+from .tensors import to_numpy, to_tensor
+
+#: rule(module, input_shape, where) -> snnir node, or None for the identity
+ImportRule = Callable[[nn.Module, Shape, str], "Node | None"]
+
+
+class ModuleTable:
+    """Import rules keyed by torch module class.
+
+    A subclass is accepted only if it keeps its base's ``forward`` (a subclass that overrides it computes
+    something else, which the rule cannot see).
+    """
+
+    def __init__(self) -> None:
+        self._rules: dict[type, Callable] = {}
+
+    def register(self, *classes: type) -> Callable[[Callable], Callable]:
+        def decorate(rule: Callable) -> Callable:
+            for cls in classes:
+                self._rules[cls] = rule
+            return rule
+
+        return decorate
+
+    def find(self, module: Any) -> Callable | None:
+        for cls in type(module).__mro__:
+            if cls in self._rules:
+                return self._rules[cls] if type(module).forward is cls.forward else None
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(f"{cls.__module__.split('.')[0]}.{cls.__name__}" for cls in self._rules)
+
+
+LAYERS = ModuleTable()
+EXPORTS = LoweringTable("snntorch")
+
+
+def flatten_node(start_dim: int, end_dim: int, where: str) -> Flatten:
+    """snnir's Flatten for torch's ``flatten(start_dim, end_dim)`` on a batched tensor."""
+    if start_dim == 0 or end_dim == 0:
+        raise UnsupportedNodeError(f"{where}: flatten(start_dim={start_dim}, end_dim={end_dim}) merges the batch axis")
+    return Flatten(start_dim=start_dim - 1 if start_dim > 0 else start_dim, end_dim=end_dim - 1 if end_dim > 0 else end_dim)
+
+
+def _pair(value: Any) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _bias(module: nn.Module, where: str) -> Any:
+    return None if module.bias is None else to_numpy(module.bias, f"{where}.bias")
+
+
+@LAYERS.register(nn.Linear)
+def _import_linear(module: nn.Linear, shape: Shape, where: str) -> Node:
+    return Linear(weight=to_numpy(module.weight, f"{where}.weight"), bias=_bias(module, where))
+
+
+@LAYERS.register(nn.Conv1d, nn.Conv2d)
+def _import_conv(module: nn.Conv1d | nn.Conv2d, shape: Shape, where: str) -> Node:
+    if module.padding_mode != "zeros":
+        raise UnsupportedNodeError(f"{where}: padding_mode={module.padding_mode!r}; snnir convolutions pad with zeros only")
+    kind = Conv1d if isinstance(module, nn.Conv1d) else Conv2d
+    return kind(
+        weight=to_numpy(module.weight, f"{where}.weight"),
+        bias=_bias(module, where),
+        stride=tuple(module.stride),
+        padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
+        dilation=tuple(module.dilation),
+        groups=module.groups,
+    )
+
+
+def _pool_options(module: nn.Module, where: str) -> dict[str, Any]:
+    if module.ceil_mode:
+        raise UnsupportedNodeError(f"{where}: ceil_mode=True; snnir pools round the output size down")
+    return {"kernel_size": module.kernel_size, "stride": module.stride or module.kernel_size, "padding": module.padding}
+
+
+@LAYERS.register(nn.MaxPool2d)
+def _import_maxpool(module: nn.MaxPool2d, shape: Shape, where: str) -> Node:
+    if module.return_indices:
+        raise UnsupportedNodeError(f"{where}: return_indices=True has no snnir equivalent")
+    if set(_pair(module.dilation)) != {1}:
+        raise UnsupportedNodeError(f"{where}: dilation={module.dilation}; snnir max pooling is not dilated")
+    return MaxPool2d(**_pool_options(module, where))
+
+
+@LAYERS.register(nn.AvgPool2d)
+def _import_avgpool(module: nn.AvgPool2d, shape: Shape, where: str) -> Node:
+    options = _pool_options(module, where)
+    if module.divisor_override == 1:
+        return SumPool2d(**options)  # the window sum, as to_snntorch writes snnir's SumPool2d
+    if module.divisor_override is not None:
+        raise UnsupportedNodeError(f"{where}: divisor_override={module.divisor_override}; snnir knows the mean (None) and the sum (1)")
+    if not module.count_include_pad and set(_pair(module.padding)) != {0}:
+        raise UnsupportedNodeError(f"{where}: count_include_pad=False with padding; snnir's AvgPool2d counts padded zeros")
+    return AvgPool2d(**options)
+
+
+@LAYERS.register(nn.Flatten)
+def _import_flatten(module: nn.Flatten, shape: Shape, where: str) -> Node:
+    return flatten_node(module.start_dim, module.end_dim, where)
+
+
+@LAYERS.register(nn.Dropout)
+def _import_dropout(module: nn.Dropout, shape: Shape, where: str) -> Node:
+    return Dropout(float(module.p))
+
+
+@LAYERS.register(nn.Identity)
+def _import_identity(module: nn.Identity, shape: Shape, where: str) -> None:
+    return None
+
+
+@LAYERS.register(modules.Scale)
+def _import_scale(module: modules.Scale, shape: Shape, where: str) -> Node:
+    return Scale(to_numpy(module.factor, f"{where}.factor"))
+
+
+@LAYERS.register(modules.Threshold)
+def _import_threshold(module: modules.Threshold, shape: Shape, where: str) -> Node:
+    return Threshold(to_numpy(module.threshold, f"{where}.threshold"), surrogate=identify_surrogate(module.spike_grad, where))
+
+
+def import_layer(module: nn.Module, shape: Shape, where: str, extra_supported: tuple[str, ...] | list[str] = ()) -> Node | None:
+    """The snnir node of a stateless torch layer (None for the identity); raises if there is no rule."""
+    rule = LAYERS.find(module)
+    if rule is None and any(True for _ in module.children()):
+        raise UnsupportedNodeError(
+            f"{where}: {type(module).__name__} is a container that is not an nn.Sequential; from_snntorch walks "
+            "nn.Sequential stacks only, but traces through any nested module of a model with an explicit time loop"
+        )
+    if rule is None:
+        supported = ", ".join(LAYERS.names() + list(extra_supported))
+        raise UnsupportedNodeError(f"{where}: {type(module).__module__}.{type(module).__name__} has no snnir equivalent; supported: {supported}")
+    return rule(module, tuple(shape), where)
+
+
+# -- export: snnir node -> torch module ---------------------------------------------------------
+def _copy(parameter: torch.Tensor | None, array: Any) -> None:
+    if parameter is not None:
+        with torch.no_grad():
+            parameter.copy_(to_tensor(array))
+
+
+@EXPORTS.register(Linear)
+def _export_linear(node: Linear) -> nn.Module:
+    layer = nn.Linear(node.in_features, node.out_features, bias=node.bias is not None)
+    _copy(layer.weight, node.weight)
+    _copy(layer.bias, node.bias)
+    return layer
+
+
+@EXPORTS.register(Conv1d, Conv2d)
+def _export_conv(node: Conv1d | Conv2d) -> nn.Module:
+    kind = nn.Conv1d if isinstance(node, Conv1d) else nn.Conv2d
+    layer = kind(
+        node.in_channels, node.out_channels, node.kernel_size, stride=node.stride, padding=node.padding,
+        dilation=node.dilation, groups=node.groups, bias=node.bias is not None,
+    )
+    _copy(layer.weight, node.weight)
+    _copy(layer.bias, node.bias)
+    return layer
+
+
+@EXPORTS.register(MaxPool2d)
+def _export_maxpool(node: MaxPool2d) -> nn.Module:
+    return nn.MaxPool2d(node.kernel_size, stride=node.stride, padding=node.padding)
+
+
+@EXPORTS.register(AvgPool2d)
+def _export_avgpool(node: AvgPool2d) -> nn.Module:
+    return nn.AvgPool2d(node.kernel_size, stride=node.stride, padding=node.padding, count_include_pad=True)
+
+
+@EXPORTS.register(SumPool2d)
+def _export_sumpool(node: SumPool2d) -> nn.Module:
+    return nn.AvgPool2d(node.kernel_size, stride=node.stride, padding=node.padding, divisor_override=1)
+
+
+@EXPORTS.register(Flatten)
+def _export_flatten(node: Flatten) -> nn.Module:
+    return nn.Flatten(node.start_dim + 1 if node.start_dim >= 0 else node.start_dim, node.end_dim + 1 if node.end_dim >= 0 else node.end_dim)
+
+
+@EXPORTS.register(Scale)
+def _export_scale(node: Scale) -> nn.Module:
+    return modules.Scale(node.factor)
+
+
+@EXPORTS.register(Dropout)
+def _export_dropout(node: Dropout) -> nn.Module:
+    return nn.Dropout(node.p)
+
+
+@EXPORTS.register(Threshold)
+def _export_threshold(node: Threshold) -> nn.Module:
+    return modules.Threshold(node.threshold, make_spike_grad(node.surrogate))
+
+
+__all__ = ["LAYERS", "EXPORTS", "ModuleTable", "import_layer", "flatten_node"]

@@ -1,0 +1,73 @@
+"""The opt-in event-driven Linear (``compile(..., event_driven=True)``) against the dense path."""
+
+import pytest
+
+import snnir
+from snnir import LIF, GraphBuilder, Linear
+from snnir.testing import CASES, assert_matches_reference
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+from snnir.backends.pytorch import events, saved_bytes  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.mark.parametrize("case_name", list(CASES))
+def test_event_driven_models_match_the_reference(case_name):
+    assert_matches_reference(CASES[case_name], "torch", event_driven=True)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.2])
+def test_event_linear_values_and_gradients_match_dense(density):
+    generator = torch.Generator().manual_seed(1)
+    x = (torch.rand(40, 33, generator=generator) < density).double()
+    x[5] = 0  # a sample-step without events
+    weight = torch.randn(7, 33, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(7, dtype=torch.float64, generator=generator, requires_grad=True)
+    grad = torch.randn(40, 7, dtype=torch.float64, generator=generator)
+    found = events.event_linear(x, weight, bias)
+    found_grads = torch.autograd.grad(found, (weight, bias), grad)
+    expected = F.linear(x, weight, bias)
+    expected_grads = torch.autograd.grad(expected, (weight, bias), grad)
+    torch.testing.assert_close(found, expected)
+    for a, b in zip(found_grads, expected_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_non_binary_or_dense_inputs_take_the_dense_path():
+    weight = torch.randn(4, 6)
+    graded = torch.zeros(5, 6)
+    graded[1, 2] = 0.5
+    dense = (torch.rand(5, 6) < 0.9).float()
+    for x in (graded, dense):
+        assert events._events(x) is None
+        assert torch.equal(events.event_linear(x, weight, None), F.linear(x, weight))
+
+
+def _fc(event_driven):
+    builder = GraphBuilder(num_steps=20)
+    x = builder.input("x", (100,), encoding="sequence")
+    lif = builder.add("lif", LIF(0.9), builder.add("fc1", Linear(32, weight=None), x))
+    builder.output("spikes", builder.add("out", LIF(0.9), builder.add("fc2", Linear(4), lif)))
+    return snnir.compile(builder.build(seed=3), "torch", event_driven=event_driven)
+
+
+def test_only_linears_fed_by_a_sequence_input_turn_event_driven():
+    model = _fc(True)
+    assert model.layer("fc1").event_driven and not model.layer("fc2").event_driven
+    assert not _fc(False).layer("fc1").event_driven
+
+
+def test_event_driven_training_keeps_little_for_the_backward_pass():
+    x = (torch.rand(20, 16, 100, generator=torch.Generator().manual_seed(4)) < 0.1).float()
+    kept = {}
+    for mode in (False, True):
+        model = _fc(mode)
+        kept[mode] = saved_bytes(lambda: model(x)["spikes"].sum(), list(model.parameters()) + [x])
+        loss = model(x)["spikes"].sum() + model(x)["spikes"].pow(2).sum()
+        loss.backward()
+        assert model.layer("fc1").weight.grad is not None
+    events_per_step = int((x != 0).sum())
+    assert kept[True] - kept[False] <= events_per_step * 2 + 20 * 16 * 4 + 64  # int16 per event, int32 per sample-step

@@ -1,0 +1,139 @@
+"""Every snnTorch module, option and pattern snnir cannot express raises a clear error naming it."""
+
+import pytest
+
+import snnir
+from snnir.errors import GraphError, UnsupportedNodeError
+
+torch = pytest.importorskip("torch")
+snn = pytest.importorskip("snntorch")
+from snntorch import surrogate  # noqa: E402
+from torch import nn  # noqa: E402
+
+from snnir.frontends.snntorch import from_snntorch  # noqa: E402
+
+N = 4
+
+UNSUPPORTED = {
+    "inhibition": (lambda: snn.Leaky(0.9, inhibition=True, init_hidden=True), "inhibition=True"),
+    "state_quant": (lambda: snn.Leaky(0.9, state_quant=lambda mem: mem, init_hidden=True), "state_quant"),
+    "rleaky_zero": (lambda: snn.RLeaky(0.9, linear_features=N, reset_mechanism="zero", init_hidden=True), r"RSynaptic\(alpha=0"),
+    "learn_recurrent": (lambda: snn.RLeaky(0.9, linear_features=N, learn_recurrent=False, init_hidden=True), "learn_recurrent=False"),
+    "rsynaptic_same_step": (lambda: snn.RSynaptic(0.5, 0.9, linear_features=N, reset_delay=False, init_hidden=True), "reset_delay=False"),
+    "sparse_fast_sigmoid": (lambda: snn.Leaky(0.9, spike_grad=surrogate.SFS(), init_hidden=True), "SFS"),
+    "custom_surrogate": (lambda: snn.Leaky(0.9, spike_grad=surrogate.custom_surrogate(lambda i, g, o: g), init_hidden=True), "custom_surrogate"),
+    "surrogate_disable": (lambda: snn.Leaky(0.9, surrogate_disable=True, init_hidden=True), "surrogate_disable=True"),
+    "learn_graded": (lambda: snn.Leaky(0.9, learn_graded_spikes_factor=True, init_hidden=True), "learn_graded_spikes_factor"),
+    "per_neuron_graded": (lambda: snn.Leaky(0.9, graded_spikes_factor=torch.ones(N), init_hidden=True), "graded_spikes_factor"),
+    "alpha_neuron": (lambda: snn.Alpha(0.9, 0.8, init_hidden=True), "Alpha"),
+    "lapicque_neuron": (lambda: snn.Lapicque(beta=0.9, init_hidden=True), "Lapicque"),
+    "relu": (lambda: nn.ReLU(), "ReLU"),
+    "batchnorm": (lambda: nn.BatchNorm1d(N), "BatchNorm1d"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Inhibition is an unstable feature")
+@pytest.mark.parametrize("name", list(UNSUPPORTED))
+def test_unsupported_module_or_option_is_named(name):
+    make, expected = UNSUPPORTED[name]
+    net = nn.Sequential(nn.Linear(3, N), make())
+    with pytest.raises(UnsupportedNodeError, match=expected) as caught:
+        from_snntorch(net, (3,), 5)
+    assert "Sequential[1]" in str(caught.value)  # where
+
+
+def test_changed_reset_mechanism_is_refused():
+    neuron = snn.Leaky(0.9, init_hidden=True)
+    neuron.reset_mechanism = "zero"  # snnTorch 1.0 keeps integrating with the subtract function
+    with pytest.raises(UnsupportedNodeError, match="changed after construction"):
+        from_snntorch(nn.Sequential(nn.Linear(3, N), neuron), (3,), 5)
+
+
+def test_even_recurrent_kernel_is_refused():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), snn.RLeaky(0.9, conv2d_channels=2, kernel_size=2, init_hidden=True))
+    with pytest.raises(UnsupportedNodeError, match="odd kernel_size"):
+        from_snntorch(net, (1, 6, 6), 4)
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode"),
+        (nn.MaxPool2d(2, dilation=2), "dilation"),
+        (nn.AvgPool2d(2, divisor_override=3), "divisor_override"),
+        (nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), "count_include_pad"),
+        (nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular"), "padding_mode"),
+    ],
+)
+def test_unsupported_layer_options_are_named(layer, expected):
+    with pytest.raises(UnsupportedNodeError, match=expected):
+        from_snntorch(nn.Sequential(layer, snn.Leaky(0.9, init_hidden=True)), (2, 6, 6), 3)
+
+
+def test_sequential_needs_hidden_states():
+    with pytest.raises(GraphError, match="init_hidden=False"):
+        from_snntorch(nn.Sequential(nn.Linear(3, N), snn.Leaky(0.9)), (3,), 5)
+
+
+def test_output_on_an_inner_layer_is_refused():
+    net = nn.Sequential(nn.Linear(3, N), snn.Leaky(0.9, init_hidden=True, output=True), nn.Linear(N, 2))
+    with pytest.raises(GraphError, match="output=True"):
+        from_snntorch(net, (3,), 5)
+
+
+def test_float64_models_are_refused():
+    net = nn.Sequential(nn.Linear(3, N), snn.Leaky(0.9, init_hidden=True)).double()
+    with pytest.raises(UnsupportedNodeError, match="float64"):
+        from_snntorch(net, (3,), 5)
+
+
+def test_flattening_the_batch_is_refused():
+    with pytest.raises(UnsupportedNodeError, match="batch"):
+        from_snntorch(nn.Sequential(nn.Flatten(0), nn.Linear(6, N), snn.Leaky(0.9, init_hidden=True)), (2, 3), 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"encoding": "rate"}, GraphError), ({"input_shape": (0, 3)}, GraphError), ({"num_steps": 0}, GraphError)],
+)
+def test_bad_arguments_are_refused(kwargs, error):
+    arguments = {"input_shape": (3,), "num_steps": 5, **kwargs}
+    with pytest.raises(error):
+        from_snntorch(nn.Sequential(nn.Linear(3, N), snn.Leaky(0.9, init_hidden=True)), **arguments)
+
+
+def test_errors_share_the_snnir_root():
+    assert issubclass(UnsupportedNodeError, snnir.SnnirError) and issubclass(GraphError, snnir.SnnirError)
+
+
+def test_custom_containers_in_a_sequential_are_named():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, N)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(UnsupportedNodeError, match="Block is a container"):
+        from_snntorch(nn.Sequential(Block(), snn.Leaky(0.9, init_hidden=True)), (3,), 5)
+
+
+def test_a_forward_failing_on_the_probe_says_so():
+    class FixedBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, N)
+            self.lif = snn.Leaky(0.9)
+
+        def forward(self, x):
+            mem = self.lif.reset_mem()
+            records = []
+            for _ in range(5):
+                spk, mem = self.lif(self.fc(x.view(128, -1)), mem)  # a hard-coded batch size
+                records.append(spk)
+            return torch.stack(records)
+
+    with pytest.raises(GraphError, match="failed on a probe input of shape") as caught:
+        from_snntorch(FixedBatch(), (3,), 5)
+    assert isinstance(caught.value.__cause__, RuntimeError)
