@@ -44,13 +44,15 @@ def _import(name: str, target: str, extra: str | None) -> Any:
     module_name, attribute = target.split(":")
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
+    except ImportError as error:  # a missing package, or one that fails to import (broken install)
+        missing = error.name
+        if isinstance(error, ModuleNotFoundError) and missing and module_name.startswith(missing):
             raise BackendNotFoundError(
                 f"backend {name!r} is registered but its module {module_name} is not part of this installation"
             ) from None
-        hint = f"pip install 'snnir[{extra}]'" if extra else f"install the package providing {error.name}"
-        raise BackendUnavailableError(f"backend {name!r} needs {error.name}, which is not installed; {hint}") from None
+        hint = f"pip install 'snnir[{extra}]'" if extra else f"install the package providing {missing}"
+        what = f"{missing}, which is not installed" if missing else f"a dependency that failed to import ({error})"
+        raise BackendUnavailableError(f"backend {name!r} needs {what}; {hint}") from None
     backend = getattr(module, attribute, None)
     if backend is None:
         raise BackendNotFoundError(f"backend {name!r}: module {module_name} defines no {attribute}")

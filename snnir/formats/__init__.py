@@ -43,11 +43,12 @@ def _resolve(table: dict[str, tuple[str, str | None]], path: Path, action: str) 
     module_name, function = target.split(":")
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
+    except ImportError as error:  # a missing package, or one that fails to import (broken install)
+        if isinstance(error, ModuleNotFoundError) and error.name and module_name.startswith(error.name):
             raise FormatError(f"{path}: {action} {suffix} files is not part of this installation ({module_name} is missing)") from None
         hint = f"; install it with: pip install 'snnir[{extra}]'" if extra else ""
-        raise FormatError(f"{path}: {action} {suffix} files needs {error.name}, which is not installed{hint}") from None
+        what = f"{error.name}, which is not installed" if error.name else f"a dependency that failed to import ({error})"
+        raise FormatError(f"{path}: {action} {suffix} files needs {what}{hint}") from None
     return getattr(module, function)
 
 
