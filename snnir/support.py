@@ -49,12 +49,25 @@ def support_matrix(markdown: bool = False) -> str:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     unavailable = {b: next(iter(v.values())) for b, v in table.items() if next(iter(v.values())).startswith("unavailable")}
-    for backend, reason in unavailable.items():
-        lines.append(f"{backend}: {reason}")
-    for backend, gaps in known_gaps().items():
-        for feature, reason in gaps.items():
-            lines.append(f"{backend} gap: {feature}: {reason}")
+    notes = [f"{backend}: {reason}" for backend, reason in unavailable.items()]
+    notes += [f"{backend} gap: {feature}: {reason}" for backend, gaps in known_gaps().items() for feature, reason in gaps.items()]
+    if markdown:
+        lines += ["", "Declared gaps (run as strict expected failures by the conformance suite):", ""]
+        lines += [f"- {note}" for note in notes] or ["- none: every backend runs every conformance case"]
+    else:
+        lines += notes
     return "\n".join(lines)
 
 
-__all__ = ["support_table", "support_matrix", "known_gaps"]
+def support_document() -> str:
+    """The text of docs/support.md (``snnir info --backends --markdown``); a test keeps the file in sync."""
+    return (
+        "# Support matrix\n\n"
+        "Generated from the backends' lowering tables and declared gaps by "
+        "`snnir info --backends --markdown > docs/support.md`; `tests/test_support_doc.py` fails when it is stale.\n\n"
+        + support_matrix(markdown=True)
+        + "\n"
+    )
+
+
+__all__ = ["support_table", "support_matrix", "support_document", "known_gaps"]

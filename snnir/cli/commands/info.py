@@ -18,6 +18,7 @@ HELP = "summary, parameter/state counts and synaptic operations of a model; or t
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="model file (.snnir, .yaml, .onnx, .nir)")
     parser.add_argument("--backends", action="store_true", help="print the support matrix of every backend")
+    parser.add_argument("--markdown", action="store_true", help="with --backends: as docs/support.md (Markdown)")
     add_data_arguments(parser, required=False)
     parser.set_defaults(limit=64)
 
@@ -28,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from ...formats import load
 
     if args.backends:
-        from ...support import support_matrix
+        from ...support import support_document, support_matrix
 
-        print(support_matrix())
+        print(support_document() if args.markdown else support_matrix(), end="" if args.markdown else "\n")
         if not args.model:
             return 0
     if not args.model:
