@@ -1,0 +1,362 @@
+"""numba backend inference against snnTorch, the torch backend and onnxruntime (DESIGN.md section 6).
+
+Workloads, each run by every peer in this one process with the same weights and thread count:
+
+(a) the seed quickstart CNN (Conv 1->8 k5, MaxPool 2, LIF, Conv 8->16 k5, MaxPool 2, LIF, Flatten,
+    Linear 256->10, LIF; beta 0.9), batch 128, T = 25, direct input: time per sequence;
+(b) FC 784-512-10 LIF, T = 100, batch 64, Bernoulli(0.1) input spikes: time per sequence, and the
+    same at p = 0.01 (event-driven cost should fall with activity);
+(c) batch-1 streaming of (b): time per ``step`` call.
+
+Peers: snnTorch under ``torch.no_grad()`` (the tutorial's per-step loop), snnir's torch backend
+(``snnir.compile(g, "torch")``) and onnxruntime through snnir's onnx backend, each included when
+available (a note says why not otherwise). Rows are timed interleaved, one repetition of each per round,
+so load drift on a shared machine hits all alike; medians are reported, with spike agreement against
+numba. Compile costs are measured in fresh processes: fully cold (empty numba and snnir caches), a
+cached load (second process), and a new structure once the kernel library is cached.
+
+Run: ``python -m benchmarks.bench_numba_infer [--threads N] [--repeats 7] [--quick]``; writes
+benchmarks/results/numba_infer.json. Targets (issue 4): >= 10x snnTorch on (b), >= 5x on (a),
+<= 5 us/step on (c), p = 0.01 at most 0.2x the time of p = 0.1, cached load < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+# torch and numba each bring an OpenMP runtime; with the default (spinning) wait policy the idle
+# threads of one steal the cores of the other, and every peer in this one process slows down
+# several-fold. Passive waiting is set before either is imported (see the note printed).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+TORCH_PRELOADED = "torch" in sys.modules
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "numba_infer.json"
+
+
+# -- networks ---------------------------------------------------------------------------------------
+def cnn_graph(steps: int = 25):
+    import snnir
+
+    graph = snnir.load(ROOT / "examples" / "quickstart_cnn.yaml")
+    return graph.replace(time=snnir.TimeSpec(steps, graph.time.dt))
+
+
+def fc_graph(steps: int = 100, hidden: int = 512):
+    import snnir
+
+    return snnir.Sequential(
+        snnir.Linear(hidden), snnir.LIF(0.9), snnir.Linear(10), snnir.LIF(0.9),
+        input_shape=(784,), num_steps=steps, encoding="sequence", name="fc_784_512_10", seed=0,
+    )
+
+
+def _copy(module: Any, node: Any) -> Any:
+    import torch
+
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(np.array(node.weight)))
+        module.bias.copy_(torch.from_numpy(np.array(node.bias)))
+    return module
+
+
+def snntorch_cnn(graph) -> Callable[[np.ndarray], np.ndarray]:
+    """The snnTorch quickstart CNN (conv1 recomputed every step, as the tutorial does)."""
+    import snntorch
+    import torch
+    from torch import nn
+
+    n = graph.nodes
+    conv1 = _copy(nn.Conv2d(1, 8, 5), n["conv1"])
+    conv2 = _copy(nn.Conv2d(8, 16, 5), n["conv2"])
+    fc1 = _copy(nn.Linear(256, 10), n["fc1"])
+    pool = nn.MaxPool2d(2)
+    lifs = [snntorch.Leaky(beta=0.9) for _ in range(3)]
+
+    @torch.no_grad()
+    def run(images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(images)
+        mem = [lif.init_leaky() for lif in lifs]
+        out = []
+        for _ in range(graph.time.num_steps):
+            s1, mem[0] = lifs[0](pool(conv1(x)), mem[0])
+            s2, mem[1] = lifs[1](pool(conv2(s1)), mem[1])
+            s3, mem[2] = lifs[2](fc1(s2.flatten(1)), mem[2])
+            out.append(s3)
+        return torch.stack(out).numpy()
+
+    return run
+
+
+def snntorch_fc(graph) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], Callable[[], None]]]:
+    """snnTorch's FC net: a whole-sequence runner and a batch-1 streaming loop factory."""
+    import snntorch
+    import torch
+    from torch import nn
+
+    layers = [(_copy(nn.Linear(784, graph.nodes["fc1"].out_features), graph.nodes["fc1"]), snntorch.Leaky(beta=0.9)),
+              (_copy(nn.Linear(graph.nodes["fc1"].out_features, 10), graph.nodes["fc2"]), snntorch.Leaky(beta=0.9))]
+
+    @torch.no_grad()
+    def run(spikes: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(spikes)
+        mem = [lif.init_leaky() for _, lif in layers]
+        out = []
+        for t in range(x.shape[0]):
+            current = x[t]
+            for i, (linear, lif) in enumerate(layers):
+                current, mem[i] = lif(linear(current), mem[i])
+            out.append(current)
+        return torch.stack(out).numpy()
+
+    def streaming(spikes: np.ndarray) -> Callable[[], None]:
+        x = torch.from_numpy(spikes)
+
+        @torch.no_grad()
+        def loop() -> None:
+            mem = [lif.init_leaky() for _, lif in layers]
+            for t in range(x.shape[0]):
+                current = x[t]
+                for i, (linear, lif) in enumerate(layers):
+                    current, mem[i] = lif(linear(current), mem[i])
+
+        return loop
+
+    return run, streaming
+
+
+def optional_backend(graph, name: str, **options: Any) -> tuple[Any, str | None]:
+    """``snnir.compile(graph, name)`` or None with the reason (another engineer's backend may be missing)."""
+    import snnir
+
+    try:
+        snnir.get_backend(name)
+    except (ImportError, LookupError, snnir.SnnirError) as error:
+        return None, f"{name} backend not available ({type(error).__name__}: {error})"
+    return snnir.compile(graph, name, **options), None
+
+
+def stream(model: Any, spikes: np.ndarray) -> Callable[[], None]:
+    def loop() -> None:
+        model.reset(spikes.shape[1])
+        for t in range(spikes.shape[0]):
+            model.step(spikes[t])
+
+    return loop
+
+
+def kernel_only(model: Any, spikes: np.ndarray) -> Callable[[], None]:
+    """The compiled kernel called directly, one step per call: the floor under ``step()`` (which adds
+    input checks and result arrays). Uses the model's internals, for this measurement only."""
+    program, module = model.program, model._module
+    slots = np.full(len(program.recordables), -1, np.int64)
+    slots[program.recordables[(model.graph.output_source("spikes"), "value")][0]] = 0
+    record = np.empty(10, np.float32)
+
+    def loop() -> None:
+        state = np.zeros((1, program.state_size), np.float32)
+        history = np.zeros((1, program.history_size), np.float32)
+        work = np.empty((1, program.work_size), np.float32)
+        for t in range(spikes.shape[0]):
+            module.samples(0, 1, False, 1, t, program.params, program.index, state, history, work, record, slots, spikes[t : t + 1])
+
+    return loop
+
+
+def no_grad(run: Callable[[], Any]) -> Callable[[], Any]:
+    import torch
+
+    def wrapped() -> Any:
+        with torch.no_grad():
+            return run()
+
+    return wrapped
+
+
+# -- timing -----------------------------------------------------------------------------------------
+def interleaved_medians(rows: list[dict], repeats: int) -> None:
+    for row in rows:
+        row["run"]()  # warm-up
+    samples: list[list[float]] = [[] for _ in rows]
+    for _ in range(repeats):
+        for row, times in zip(rows, samples):
+            start = time.perf_counter()
+            row["run"]()
+            times.append((time.perf_counter() - start) / row["per"])
+    for row, times in zip(rows, samples):
+        row["median_s"], row["min_s"] = statistics.median(times), min(times)
+        del row["run"]
+
+
+COMPILE_SCRIPT = """
+    import json, sys, time
+    start = time.perf_counter()
+    import numpy as np
+    import snnir
+    from benchmarks.bench_numba_infer import cnn_graph, fc_graph
+    graph = cnn_graph() if sys.argv[1] == "cnn" else fc_graph(hidden=int(sys.argv[2]))
+    imported = time.perf_counter()
+    model = snnir.compile(graph, "numba")
+    compiled = time.perf_counter()
+    shape = (8, 1, 28, 28) if sys.argv[1] == "cnn" else (graph.time.num_steps, 8, 784)  # batch 8: the prange driver with 2+ threads
+    x = np.zeros(shape, np.float32)
+    model.run(x)
+    first = time.perf_counter()
+    model.run(x)
+    second = time.perf_counter()
+    print(json.dumps({"import_s": imported - start, "compile_s": compiled - imported, "first_run_s": first - compiled,
+                      "steady_run_s": second - first, "to_first_result_s": first - start}))
+"""
+
+
+def compile_costs(threads: int) -> list[dict]:
+    """Fresh processes: cold (empty numba + snnir caches), cached, and a new structure with the kernel
+    library cached, each running a batch of 8 (so with 2+ threads the ``prange`` driver compiles too).
+    ``compile_and_load_s`` = compile() + first run - steady run."""
+    rows = []
+    with tempfile.TemporaryDirectory() as numba_cache, tempfile.TemporaryDirectory() as snnir_cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache, SNNIR_CACHE_DIR=snnir_cache, NUMBA_NUM_THREADS=str(threads))
+        for label, args in [("cold: empty caches (CNN)", ["cnn"]), ("cached: second process (CNN)", ["cnn"]),
+                            ("cold: empty snnir cache, kernel library cached (FC)", ["fc", "512"]),
+                            ("cached: second process (FC)", ["fc", "512"]),
+                            ("new structure, kernel library cached (FC 784-300-10)", ["fc", "300"])]:
+            done = subprocess.run([sys.executable, "-c", textwrap.dedent(COMPILE_SCRIPT), *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            if done.returncode:
+                raise SystemExit(f"compile measurement failed:\n{done.stderr[-2000:]}")
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            row["what"] = label
+            row["compile_and_load_s"] = row["compile_s"] + row["first_run_s"] - row["steady_run_s"]
+            rows.append(row)
+    return rows
+
+
+# -- main -------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="threads for every peer (default: all CPUs numba may use)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no compile-cost processes")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    import numba
+    import torch
+
+    threads = args.threads or numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    repeats = 3 if args.quick else args.repeats
+    import snnir
+
+    rng = np.random.default_rng(0)
+    notes: list[str] = []
+    rows: list[dict] = []
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+
+    def add(workload: str, runner: str, run: Callable[[], Any], per: int = 1, spikes: Callable[[], np.ndarray] | None = None) -> None:
+        rows.append({"workload": workload, "runner": runner, "run": run, "per": per})
+        if spikes is not None:
+            outputs.setdefault(workload, {})[runner] = spikes()
+
+    def peers(workload: str, graph: Any, x: np.ndarray, snntorch_run: Callable, key: str) -> None:
+        numba_model = snnir.compile(graph, "numba")
+        add(workload, "numba", lambda: numba_model.run(x), spikes=lambda: numba_model.run(x)[key])
+        add(workload, "snnTorch (no_grad)", lambda: snntorch_run(x), spikes=lambda: snntorch_run(x))
+        torch_model, note = optional_backend(graph, "torch")
+        if torch_model is None:
+            notes.append(note)
+        else:
+            add(workload, "snnir torch backend (no_grad)", no_grad(lambda: torch_model.run(x)), spikes=lambda: torch_model.run(x)[key])
+        onnx_model, note = optional_backend(graph, "onnx", threads=threads)
+        if onnx_model is None:
+            notes.append(note)
+        else:
+            add(workload, "onnxruntime (snnir onnx backend)", lambda: onnx_model.run(x), spikes=lambda: onnx_model.run(x)[key])
+
+    cnn = cnn_graph()
+    images = rng.random((128, 1, 28, 28)).astype(np.float32)
+    peers("a", cnn, images, snntorch_cnn(cnn), "spikes")
+
+    fc = fc_graph()
+    spikes_01 = (rng.random((100, 64, 784)) < 0.1).astype(np.float32)
+    spikes_001 = (rng.random((100, 64, 784)) < 0.01).astype(np.float32)
+    fc_run, fc_stream = snntorch_fc(fc)
+    peers("b", fc, spikes_01, fc_run, "spikes")
+    numba_fc = snnir.compile(fc, "numba")
+    add("b p=0.01", "numba", lambda: numba_fc.run(spikes_001))
+    add("b p=0.01", "snnTorch (no_grad)", lambda: fc_run(spikes_001))
+
+    one = np.ascontiguousarray(spikes_01[:, :1])
+    numba_one = snnir.compile(fc, "numba")
+    add("c", "numba step()", stream(numba_one, one), per=100)
+    add("c", "numba kernel alone (no checks, no results)", kernel_only(numba_one, one), per=100)
+    add("c", "snnTorch step (no_grad)", fc_stream(one), per=100)
+    torch_one, _ = optional_backend(fc, "torch")
+    if torch_one is not None:
+        add("c", "snnir torch backend step (no_grad)", no_grad(stream(torch_one, one)), per=100)
+    onnx_one, _ = optional_backend(fc, "onnx", threads=threads)
+    if onnx_one is not None:
+        add("c", "onnxruntime step (snnir onnx backend)", stream(onnx_one, one), per=100)
+
+    interleaved_medians(rows, repeats)
+    for row in rows:
+        base = next(r["median_s"] for r in rows if r["workload"] == row["workload"] and r["runner"].startswith("snnTorch"))
+        row["speedup_vs_snntorch"] = base / row["median_s"]
+        reference = outputs.get(row["workload"], {}).get("numba")
+        if reference is not None and row["runner"] in outputs[row["workload"]]:
+            row["spike_agreement_with_numba"] = float(np.mean(outputs[row["workload"]][row["runner"]] == reference))
+    activity = {r["runner"]: r["median_s"] for r in rows if r["workload"] == "b p=0.01"}
+    dense = {r["runner"]: r["median_s"] for r in rows if r["workload"] == "b"}
+    activity_ratio = activity["numba"] / dense["numba"]
+    costs = [] if args.quick else compile_costs(threads)
+    environment = {
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_imported_before_this_module": TORCH_PRELOADED,
+        "threads": threads, "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
+        "numba_threading_layer": numba.config.THREADING_LAYER, "repeats": repeats, "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0], "machine": platform.machine(), "processor": platform.processor(),
+        "python": platform.python_version(), "numba": numba.__version__, "torch": torch.__version__, "snnir": snnir.__version__,
+    }
+    _report(rows, costs, activity_ratio, environment, notes, args.output)
+    return 0
+
+
+def _report(rows: list[dict], costs: list[dict], activity_ratio: float, environment: dict, notes: list[str], output: Path) -> None:
+    print(f"numba inference benchmark: {environment['threads']} thread(s) per peer (numba {environment['numba_threads']}, "
+          f"torch {environment['torch_threads']}), median of {environment['repeats']} interleaved rounds, "
+          f"{environment['cpu_count']} CPUs, load {environment['load_average_1min']:.1f}, OMP_WAIT_POLICY={environment['omp_wait_policy']}")
+    if environment["torch_imported_before_this_module"]:
+        print("note: torch was imported before this benchmark, so OMP_WAIT_POLICY may not apply; run it alone")
+    labels = {"a": "(a) seed CNN, B128 T25", "b": "(b) FC, B64 T100 p=0.1", "b p=0.01": "(b) FC, p=0.01", "c": "(c) streaming, B1"}
+    print(f"{'workload':<24} {'runner':<40} {'median':>14} {'vs snnTorch':>12} {'agreement':>10}")
+    for r in rows:
+        shown = f"{r['median_s'] * 1e6:.2f} us/step" if r["workload"] == "c" else f"{r['median_s'] * 1e3:.2f} ms"
+        agreement = f"{r['spike_agreement_with_numba']:.5f}" if "spike_agreement_with_numba" in r else ""
+        print(f"{labels[r['workload']]:<24} {r['runner']:<40} {shown:>14} {r['speedup_vs_snntorch']:>11.2f}x {agreement:>10}")
+    print(f"activity: numba time at p=0.01 / p=0.1 = {activity_ratio:.3f} (target <= 0.2)")
+    for row in costs:
+        print(f"compile, {row['what']:<52} compile+load {row['compile_and_load_s']:6.2f} s, to first result {row['to_first_result_s']:6.2f} s "
+              f"(imports {row['import_s']:.2f} s)")
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}; its rows are missing")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {"environment": environment, "rows": rows, "activity_ratio_p001_over_p01": activity_ratio, "compile": costs, "notes": list(dict.fromkeys(notes))}
+    output.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
