@@ -1,6 +1,6 @@
 """An exported model runs correctly in onnxruntime driven only by its metadata, without any snnir code.
 
-``LOOP`` is the loop docs/formats-onnx.md shows; it runs in a fresh interpreter that never imports snnir
+``LOOP`` is the loop docs/formats.md shows; it runs in a fresh interpreter that never imports snnir
 (checked), and its outputs must equal the reference interpreter's bit for bit, in both modes.
 """
 
@@ -84,8 +84,8 @@ def test_a_metadata_only_loop_reproduces_the_reference(tmp_path):
 
 
 def test_the_documented_loop_is_the_tested_one():
-    """docs/formats-onnx.md (or docs/formats.md, once merged) shows exactly ``LOOP``."""
+    """docs/formats.md shows exactly ``LOOP``."""
     docs = Path(__file__).resolve().parents[2] / "docs"
-    texts = [path.read_text(encoding="utf-8") for path in (docs / "formats-onnx.md", docs / "formats.md") if path.exists()]
-    blocks = [block for text in texts for block in re.findall(r"```python\n(.*?)```", text, re.S) if "def run_exported" in block]
+    text = (docs / "formats.md").read_text(encoding="utf-8")
+    blocks = [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "def run_exported" in block]
     assert blocks and all(block.strip() == LOOP.strip() for block in blocks)
