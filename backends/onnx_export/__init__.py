@@ -7,7 +7,7 @@
 * ``snnir.load("m.onnx")`` rebuilds the identical graph from the metadata; ``snnir.save(graph, "m.onnx")``
   writes the step model.
 
-docs/formats-onnx.md documents the metadata and a loop that needs only onnxruntime.
+docs/formats.md documents the metadata and a loop that needs only onnxruntime.
 """
 
 from __future__ import annotations

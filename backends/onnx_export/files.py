@@ -49,7 +49,7 @@ def export_onnx(
     overrides: Mapping | None = None,
     check_model: bool = True,
 ) -> Path:
-    """Write ``graph`` as an ONNX model plus snnir metadata (docs/formats-onnx.md).
+    """Write ``graph`` as an ONNX model plus snnir metadata (docs/formats.md).
 
     Args:
         graph: a validated, materialised graph.

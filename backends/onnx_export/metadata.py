@@ -2,7 +2,7 @@
 
 It says how to drive the model (inputs, states, outputs, probes, time) and carries the graph itself,
 whose arrays point at the model's initializers, so that :func:`snnir.load` rebuilds the identical
-graph. docs/formats-onnx.md documents every key. Reading checks the document before anything uses it:
+graph. docs/formats.md documents every key. Reading checks the document before anything uses it:
 a checksum over the ONNX graph and the document catches corrupted weights, nodes or metadata, and the
 document must describe the embedded graph as the exporter would (a defence against crafted files).
 """
@@ -113,7 +113,7 @@ def signature(graph: Graph, plan: Plan) -> dict[str, Any]:
 
 
 def build_metadata(graph: Graph, plan: Plan, parameters: Parameters, graph_proto: GraphProto) -> dict[str, Any]:
-    """The metadata document of ``graph_proto``, built from ``graph`` by ``plan`` (see docs/formats-onnx.md)."""
+    """The metadata document of ``graph_proto``, built from ``graph`` by ``plan`` (see docs/formats.md)."""
     check_json_value(dict(graph.metadata), "metadata")
     header = {"format": METADATA_FORMAT, "version": METADATA_VERSION, "snnir_version": __version__}
     dims = {"opset": OPSET, "batch_dim": BATCH_DIM, "time_dim": TIME_DIM}

@@ -12,7 +12,7 @@ OPSET = 17
 #: ONNX IR version matching OPSET (the oldest that reads opset 17).
 IR_VERSION = 8
 
-#: ``metadata_props`` key holding the snnir metadata JSON (docs/formats-onnx.md documents it).
+#: ``metadata_props`` key holding the snnir metadata JSON (docs/formats.md documents it).
 METADATA_KEY = "snnir"
 #: ``format`` field of that JSON, and its version (a newer version is refused with a clear error).
 METADATA_FORMAT = "snnir-onnx"

@@ -1,6 +1,6 @@
 """Export a model to ONNX with snnir's state metadata: a step model (one call per time step, states in
 and out) or a sequence model (a Scan over time). Any ONNX runtime can run it from the metadata alone
-(docs/formats-onnx.md); ``snnir.load`` reads it back into the identical graph."""
+(docs/formats.md); ``snnir.load`` reads it back into the identical graph."""
 
 from __future__ import annotations
 
