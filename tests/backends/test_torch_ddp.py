@@ -7,6 +7,8 @@ hold bit-identical parameters.
 """
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ if not distributed.is_available():
 
 
 def _worker(rank, world, store, report):
+    """One rank; run as ``python this_file.py RANK WORLD STORE REPORT`` by the test."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -63,16 +66,27 @@ def _worker(rank, world, store, report):
         if rank == 0:
             with open(report, "w") as handle:
                 json.dump({"checks": checks, "replicas_identical_after_fit": same}, handle)
+        dist.barrier()  # neither rank tears gloo down while the other may still be talking to it
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_two_process_ddp_averages_gradients_and_keeps_replicas_identical(tmp_path):
-    import torch.multiprocessing as mp
-
+    # Two fresh interpreters (not multiprocessing.spawn, which re-imports the test runner's main module).
     report = tmp_path / "report.json"
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(report)), nprocs=2, join=True)
+    ranks = [
+        subprocess.Popen([sys.executable, __file__, str(rank), "2", str(tmp_path / "store"), str(report)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in range(2)
+    ]
+    try:
+        outputs = [process.communicate(timeout=240)[0] for process in ranks]
+    finally:
+        for process in ranks:
+            process.kill()
+    for rank, (process, output) in enumerate(zip(ranks, outputs)):
+        assert process.returncode == 0, f"rank {rank} failed:\n{output[-3000:]}"
     result = json.loads(report.read_text())
     for name, check in result["checks"].items():
         assert check["averaged"], f"{name}: DDP gradient is not the average of the ranks' gradients"
@@ -80,3 +94,7 @@ def test_two_process_ddp_averages_gradients_and_keeps_replicas_identical(tmp_pat
         assert check["nonzero"], f"{name}: zero gradient, the check would be vacuous"
     assert any(check["ranks_differ_locally"] for check in result["checks"].values()), "both ranks saw the same data"
     assert result["replicas_identical_after_fit"]
+
+
+if __name__ == "__main__":
+    _worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
