@@ -26,6 +26,19 @@ def _run_reference(neuron, inputs):
     return snnir.compile(builder.build(), "reference").run(inputs)
 
 
+def _run_snntorch(neuron, inputs, names):
+    """Step an snnTorch neuron over ``inputs``; returns ``{name: [T, B, W]}`` for its outputs in order."""
+    state = neuron.reset_mem()
+    state = state if isinstance(state, tuple) else (state,)
+    records = {name: [] for name in names}
+    with torch.no_grad():
+        for t in range(STEPS):
+            spikes, *state = neuron(torch.from_numpy(inputs[t]), *state)
+            for name, value in zip(names, (spikes, *state)):
+                records[name].append(value.numpy())
+    return {name: np.stack(values) for name, values in records.items()}
+
+
 def _inputs(seed):
     return np.random.default_rng(seed).normal(0.4, 0.8, (STEPS, BATCH, WIDTH)).astype(np.float32)
 
@@ -47,15 +60,9 @@ def test_leaky_matches_snntorch(reset, reset_delay, per_neuron):
         LIF(beta, threshold=threshold, reset=reset, reset_timing="next_step" if reset_delay else "same_step"), inputs
     )
     theirs = snn.Leaky(beta=torch.tensor(beta), threshold=torch.tensor(threshold), reset_mechanism=reset, reset_delay=reset_delay)
-    mem = theirs.reset_mem()
-    spikes, membranes = [], []
-    with torch.no_grad():
-        for t in range(STEPS):
-            spk, mem = theirs(torch.from_numpy(inputs[t]), mem)
-            spikes.append(spk.numpy())
-            membranes.append(mem.numpy())
-    np.testing.assert_array_equal(ours["spikes"], np.stack(spikes))
-    np.testing.assert_array_equal(ours["membrane"], np.stack(membranes))
+    expected = _run_snntorch(theirs, inputs, ["spikes", "membrane"])
+    for key, values in expected.items():
+        np.testing.assert_array_equal(ours[key], values, err_msg=key)
 
 
 @pytest.mark.parametrize("reset_delay", [True, False])
@@ -72,27 +79,15 @@ def test_synaptic_matches_snntorch(reset, reset_delay):
         alpha=torch.tensor(alpha), beta=torch.tensor(beta), threshold=torch.tensor(threshold),
         reset_mechanism=reset, reset_delay=reset_delay,
     )
-    syn, mem = theirs.reset_mem()
-    records = {"spikes": [], "current": [], "membrane": []}
-    with torch.no_grad():
-        for t in range(STEPS):
-            spk, syn, mem = theirs(torch.from_numpy(inputs[t]), syn, mem)
-            for key, value in (("spikes", spk), ("current", syn), ("membrane", mem)):
-                records[key].append(value.numpy())
-    for key, values in records.items():
-        np.testing.assert_array_equal(ours[key], np.stack(values), err_msg=key)
+    expected = _run_snntorch(theirs, inputs, ["spikes", "current", "membrane"])
+    for key, values in expected.items():
+        np.testing.assert_array_equal(ours[key], values, err_msg=key)
 
 
 def test_graded_spikes_match_snntorch():
     inputs = _inputs(6)
     ours = _run_reference(LIF(0.7, graded_spikes_factor=1.5, reset_timing="same_step"), inputs)
     theirs = snn.Leaky(beta=0.7, graded_spikes_factor=1.5, reset_delay=False)
-    mem = theirs.reset_mem()
-    spikes, membranes = [], []
-    with torch.no_grad():
-        for t in range(STEPS):
-            spk, mem = theirs(torch.from_numpy(inputs[t]), mem)
-            spikes.append(spk.numpy())
-            membranes.append(mem.numpy())
-    np.testing.assert_array_equal(ours["spikes"], np.stack(spikes))
-    np.testing.assert_array_equal(ours["membrane"], np.stack(membranes))
+    expected = _run_snntorch(theirs, inputs, ["spikes", "membrane"])
+    for key, values in expected.items():
+        np.testing.assert_array_equal(ours[key], values, err_msg=key)
