@@ -15,8 +15,13 @@ the analytic minimum of that: one potential per neuron-step plus, for max pools,
 of each maximum (2 bits for a 2x2 window); "peak" is the largest live tensor memory during the step,
 from the torch profiler's allocation events.
 
-Usage: python benchmarks/bench_torch_train.py [--threads 1] [--repeats 9] [--workloads a b]
-Writes benchmarks/results/torch_train.json.
+Allocator: by default glibc's malloc runs with its default settings. ``--keep-freed-memory`` calls
+:func:`snnir.backends.pytorch.keep_freed_memory` first (opt-in, process-wide: freed tensors are
+recycled instead of being unmapped, which spares snnir's chunk-sized tensors a page fault per 4 KiB
+on every step; snnTorch's small per-step tensors are recycled either way). Compare both runs.
+
+Usage: python benchmarks/bench_torch_train.py [--threads 1] [--repeats 9] [--workloads a b] [--keep-freed-memory]
+Writes benchmarks/results/torch_train.json (torch_train_tuned.json with --keep-freed-memory).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 from torch import nn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "torch_train.json"
+TUNED_RESULTS = RESULTS.with_name("torch_train_tuned.json")
 
 
 def _array(tensor):
@@ -182,8 +188,8 @@ def measure(work, repeats: int, warmup: int) -> dict:
     }
 
 
-def _table(results: list[dict], threads: int) -> str:
-    lines = [f"torch {torch.__version__}, {threads} thread(s), medians of alternating runs "
+def _table(results: list[dict], threads: int, malloc: str) -> str:
+    lines = [f"torch {torch.__version__}, {threads} thread(s), malloc: {malloc}, medians of alternating runs "
              "(wall-clock; CPU time of this process for the second ratio)", ""]
     header = f"{'workload':<44}{'snnTorch ms':>12}{'snnir ms':>10}{'speedup':>9}{'CPU-time speedup':>18}{'kept MB (snnTorch/snnir)':>27}{'snnir/min':>10}{'peak MB (snnTorch/snnir)':>27}"
     lines.append(header)
@@ -206,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--workloads", nargs="+", default=["a", "b", "b-events"], choices=["a", "b", "b-events"])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune glibc malloc first (snnir.backends.pytorch.keep_freed_memory; process-wide)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
         import snntorch  # noqa: F401
@@ -214,14 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         print("snnTorch is not installed: nothing to compare against (pip install 'snnir[snntorch]')")
         return 0
     torch.set_num_threads(args.threads)
+    malloc = "default"
+    if args.keep_freed_memory:
+        from snnir.backends.pytorch import keep_freed_memory
+
+        malloc = "keep_freed_memory()" if keep_freed_memory() else "default (keep_freed_memory needs glibc)"
+    out = args.out or (TUNED_RESULTS if args.keep_freed_memory else RESULTS)
     builders = {"a": workload_a, "b": workload_b, "b-events": lambda: workload_b(event_driven=True)}
     results = [measure(builders[name](), args.repeats, args.warmup) for name in args.workloads]
-    print(_table(results, args.threads))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": "torch_train", "torch": torch.__version__, "threads": args.threads,
+    print(_table(results, args.threads, malloc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": "torch_train", "torch": torch.__version__, "threads": args.threads, "malloc": malloc,
                "machine": platform.platform(), "processor": platform.processor(), "results": results}
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"\nwrote {args.out}")
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"\nwrote {out}")
     return 0
 
 

@@ -15,6 +15,7 @@ import torch
 from snnir.ir.graph import Graph
 
 from . import encoders
+from .allocator import keep_freed_memory
 from .losses import (
     LOSSES,
     accuracy_rate,
@@ -31,7 +32,7 @@ from .training import History, evaluate, fit, load_checkpoint, save_checkpoint
 
 
 class TorchBackend:
-    """``snnir.compile(graph, "torch", device=None, dtype=torch.float32, overrides=None)``."""
+    """``snnir.compile(graph, "torch", device=None, dtype=torch.float32, overrides=None, event_driven=False, chunk_steps=None)``."""
 
     name = "torch"
     extra = "torch"
@@ -49,15 +50,19 @@ class TorchBackend:
         dtype: torch.dtype = torch.float32,
         overrides: Mapping | None = None,
         event_driven: bool = False,
+        chunk_steps: int | None = None,
     ) -> TorchModel:
         """Lower ``graph`` to a :class:`TorchModel` on ``device`` (default CPU) in ``dtype`` (float32/float64).
 
         ``event_driven=True`` lets Linear layers fed directly by a ``sequence`` input of sparse 0/1
         spikes work from the spike events (:mod:`snnir.backends.pytorch.events`): faster on sparse
         spike data, sums in a different order than a GEMM (last-bit differences on general floats).
-        ``overrides`` maps node kinds to replacement lowering rules.
+        ``overrides`` maps node kinds to replacement lowering rules. ``chunk_steps`` fixes how many steps
+        run at a time (default: whole sequences on GPUs, chunks of a few MiB per layer on the CPU);
+        results and gradients are those of the whole sequence either way.
         """
-        return TorchModel(graph, RULES.with_overrides(overrides), device=device, dtype=dtype, event_driven=event_driven)
+        return TorchModel(graph, RULES.with_overrides(overrides), device=device, dtype=dtype, event_driven=event_driven,
+                          chunk_steps=chunk_steps)
 
 
 __all__ = [
@@ -78,4 +83,5 @@ __all__ = [
     "LOSSES",
     "encoders",
     "saved_bytes",
+    "keep_freed_memory",
 ]

@@ -88,4 +88,52 @@ def event_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return EventLinear.apply(x, weight, bias)
 
 
-__all__ = ["event_linear", "EventLinear", "MAX_DENSITY"]
+def event_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor | None:
+    """``gradᵀ·x`` from the events of a 0/1 ``x [N, in]``, or None when ``x`` is not binary or too dense.
+
+    Events are listed input by input (``nonzero`` of the transposed ``x``), so each weight column is
+    one bag of output-gradient rows: no sort needed.
+    """
+    ones = x.t() == 1
+    count = int(torch.count_nonzero(ones))
+    if count > MAX_DENSITY * x.numel() or count != int(torch.count_nonzero(x)):
+        return None  # too dense, or some nonzero is not 1
+    inputs, samples = ones.nonzero().unbind(1)  # [(input, sample)], grouped by input
+    per_input = torch.bincount(inputs, minlength=x.shape[1])
+    return F.embedding_bag(samples, grad.contiguous(), _offsets(per_input), mode="sum").t()
+
+
+class SpikeGradLinear(torch.autograd.Function):
+    """``F.linear`` whose weight gradient is computed from the input's spike events when it is binary.
+
+    The forward pass is ``F.linear`` itself (bit for bit, so spikes stay identical to snnTorch's);
+    only the weight gradient's summation order changes (float rounding, well within 1e-5 relative).
+    The torch backend uses it by default for wide Linear layers on the CPU (see ``layers.Linear``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # type: ignore[override]
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight)
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad_x = grad @ weight if needs[0] else None
+        grad_weight = None
+        if needs[1]:
+            grad_weight = event_weight_grad(x, grad)
+            if grad_weight is None:
+                grad_weight = grad.t() @ x
+        grad_bias = grad.sum(0) if ctx.has_bias and needs[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+def spike_grad_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear`` with an event-driven weight gradient for binary ``x`` (:class:`SpikeGradLinear`)."""
+    return SpikeGradLinear.apply(x, weight, bias)
+
+
+__all__ = ["event_linear", "EventLinear", "MAX_DENSITY", "event_weight_grad", "SpikeGradLinear", "spike_grad_linear"]

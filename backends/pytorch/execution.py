@@ -5,10 +5,13 @@ component in topological order:
 
 * a **time-invariant** node (:func:`snnir.passes.time_invariant_nodes`: everything fed only by
   ``direct`` inputs through stateless nodes) runs once on ``[B, ...]``; its value stands for every step;
-* any other single node runs **layer-wise** over the whole sequence: a stateless node once on the
-  folded ``[T·B, ...]`` batch, a neuron as one scan (:mod:`.scan`); a neuron fed only by invariant
-  values receives a one-step drive ``[1, B, ...]`` that the scan broadcasts;
+* any other single node runs **layer-wise** over a time chunk: a stateless node once on the folded
+  ``[t·B, ...]`` batch of the chunk's ``t`` steps, a neuron as one scan (:mod:`.scan`); a neuron fed
+  only by invariant values receives a one-step drive ``[1, B, ...]`` that the scan broadcasts;
 * a **recurrent group** (a cycle through delayed edges, e.g. RLeaky) runs step by step with autograd.
+
+On the CPU the sequence runs in chunks of a few steps (:func:`chunk_steps`), each continuing from the
+state the previous chunk left, so that no per-layer tensor grows beyond a few MiB; elsewhere in one.
 
 A node's input is the sum of its incoming edges in edge order; an edge of delay ``d`` shifts its
 source by ``d`` steps, taking the first ``d`` values from the carried history (zeros at the start).
@@ -27,6 +30,11 @@ from snnir.errors import add_note
 from snnir.ir.graph import Graph
 from snnir.ir.io import Input, Output
 from snnir.passes import time_invariant_nodes
+
+from .memory import spike_recomputation
+
+#: Target size of the largest per-layer tensor of a time chunk on the CPU (see :func:`chunk_steps`).
+CHUNK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -119,32 +127,95 @@ class Run:
         self.final["history"][source] = torch.cat((self.history(source), sequence))[-depth:]
 
 
-def simulate(model, plan: Plan, inputs: dict[str, torch.Tensor], steps: int, state: dict | None, wanted) -> Run:
-    """Run ``model`` (a TorchModel) over ``steps`` steps; inputs are already checked tensors."""
+def chunk_steps(model, plan: Plan, batch: int, steps: int, like: torch.Tensor) -> int:
+    """Steps per time chunk: whole sequences off the CPU, else chunks of about :data:`CHUNK_BYTES`.
+
+    ``model.chunk_steps`` (an int) overrides the choice. Chunks have equal lengths (the last one may
+    be shorter) so that every chunk costs the same.
+    """
+    chosen = getattr(model, "chunk_steps", None)
+    if chosen is None:
+        if like.device.type != "cpu":
+            return steps
+        widest = max((_numel(model.shapes[n]) for n in model.keys if n not in plan.invariant), default=1)
+        chosen = max(1, CHUNK_BYTES // max(1, widest * batch * like.element_size()))
+    chosen = max(1, min(int(chosen), steps))
+    return -(-steps // -(-steps // chosen))  # equal chunks: ceil(steps / number of chunks)
+
+
+def _numel(shape) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
+
+
+def simulate(model, plan: Plan, inputs: dict[str, torch.Tensor], steps: int, state: dict | None, wanted, *,
+             recompute: bool = False) -> Run:
+    """Run ``model`` (a TorchModel) over ``steps`` steps; inputs are already checked tensors.
+
+    Time-invariant nodes run once; everything else runs chunk by chunk over time (:func:`chunk_steps`),
+    each chunk continuing from the state the previous one left, so that intermediate tensors stay
+    chunk-sized (no large allocation per layer: those cost a page fault per 4 KiB on every step). The
+    state carries gradients between chunks, so the result, values and gradients, is that of one run
+    over the whole sequence. ``recompute`` saves spikes for the backward pass as recipes
+    (:mod:`.memory`), one table per chunk.
+    """
     graph: Graph = model.graph
+    wanted = frozenset(wanted)
     first = next(iter(inputs.values()))
     batch = first.shape[0] if graph.nodes[next(iter(inputs))].encoding == "direct" else first.shape[1]
-    run = Run(model, steps, batch, first, state or {}, frozenset(wanted))
-    for index, group in enumerate(plan.groups):
-        if index in plan.recurrent:
-            _recurrent(run, group)
-            continue
-        name = group[0]
-        node = graph.nodes[name]
-        if isinstance(node, Output):
-            continue
-        if isinstance(node, Input):
-            data = inputs[name]
-            run.values[name] = Value(data, True) if node.encoding == "direct" else Value(data[:steps], False)
+    hoisted = Run(model, steps, batch, first, {}, wanted)
+    with spike_recomputation(recompute):
+        for index, group in enumerate(plan.groups):
+            if index not in plan.recurrent and group[0] in plan.invariant:
+                _execute(hoisted, group[0], inputs, 0, plan)
+    size = chunk_steps(model, plan, batch, steps, first)
+    pieces: dict[tuple[str, str], list[torch.Tensor]] = {}
+    carried = state or {}
+    for start in range(0, steps, size):
+        run = Run(model, min(size, steps - start), batch, first, carried, wanted, dict(hoisted.values))
+        with spike_recomputation(recompute):
+            for index, group in enumerate(plan.groups):
+                if index in plan.recurrent:
+                    _recurrent(run, group)
+                elif group[0] not in plan.invariant:
+                    _execute(run, group[0], inputs, start, plan)
+            for name in model.plan_depth:
+                if name not in run.final["history"]:  # recurrent groups close their own histories
+                    run.close_history(name, run.values[name].sequence(run.steps))
+        for key in wanted:
+            node, variable = key
+            if variable != "value":
+                pieces.setdefault(key, []).append(run.records[key])
+            elif not run.values[node].steady:
+                pieces.setdefault(key, []).append(run.values[node].tensor)
+        carried = run.final
+    whole = Run(model, steps, batch, first, state or {}, wanted, hoisted.values, final=carried)
+    for (node, variable), parts in pieces.items():
+        joined = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if variable == "value":
+            whole.values[node] = Value(joined, False)
         else:
-            try:
-                _layerwise(run, name, name in plan.invariant)
-            except Exception as error:
-                add_note(error, f"while executing node {name!r} ({node.kind}) over steps 0..{steps - 1}")
-                raise
-        if name in model.plan_depth:
-            run.close_history(name, run.values[name].sequence(steps))
-    return run
+            whole.records[(node, variable)] = joined
+    return whole
+
+
+def _execute(run: Run, name: str, inputs: dict[str, torch.Tensor], start: int, plan: Plan) -> None:
+    """Compute node ``name`` over the run's steps (``start`` is the run's first step in the sequence)."""
+    node = run.model.graph.nodes[name]
+    if isinstance(node, Output):
+        return
+    if isinstance(node, Input):
+        data = inputs[name]
+        run.values[name] = Value(data, True) if node.encoding == "direct" else Value(data[start : start + run.steps], False)
+        return
+    try:
+        _layerwise(run, name, name in plan.invariant)
+    except Exception as error:
+        last = start + run.steps - 1
+        add_note(error, f"while executing node {name!r} ({node.kind}) over steps {start}..{last}")
+        raise
 
 
 def _layerwise(run: Run, name: str, invariant: bool) -> None:
@@ -226,4 +297,4 @@ def _recurrent(run: Run, group: tuple[str, ...]) -> None:
         run.records[key] = torch.stack(steps)
 
 
-__all__ = ["Plan", "build_plan", "simulate", "Value", "Run"]
+__all__ = ["Plan", "build_plan", "simulate", "chunk_steps", "CHUNK_BYTES", "Value", "Run"]

@@ -17,7 +17,7 @@ from torch import nn
 
 from snnir.ir.node import Node
 
-from .events import event_linear
+from .events import event_linear, spike_grad_linear
 from .pooling import max_pool2d
 from .surrogates import spike, surrogate_backward
 
@@ -51,8 +51,19 @@ class Stateless(nn.Module):
         return node
 
 
+#: Linear layers with at least this many outputs compute their weight gradient from the input's
+#: spike events on the CPU when the input is binary and sparse (gathering beats a GEMM there).
+EVENT_GRAD_MIN_OUTPUTS = 128
+
+
 class Linear(Stateless):
-    """``y = x Wᵀ + b`` (``F.linear``); event-driven over binary inputs when ``event_driven`` is set."""
+    """``y = x Wᵀ + b`` (``F.linear``).
+
+    Event-driven forward over binary inputs when ``event_driven`` is set (opt-in: its sums run in a
+    different order than the GEMM). Otherwise the forward pass is ``F.linear``, and on the CPU a wide
+    layer computes its weight gradient from the input's events when the input is binary and sparse
+    (:func:`.events.spike_grad_linear`: same values, different summation order of the gradient).
+    """
 
     def __init__(self, node):
         super().__init__()
@@ -63,6 +74,9 @@ class Linear(Stateless):
     def forward(self, x):
         if self.event_driven and x.dim() == 2:
             return event_linear(x, self.weight, self.bias)
+        if (x.dim() == 2 and x.device.type == "cpu" and self.weight.shape[0] >= EVENT_GRAD_MIN_OUTPUTS
+                and self.weight.requires_grad and torch.is_grad_enabled()):
+            return spike_grad_linear(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
 
     def to_node(self, node):

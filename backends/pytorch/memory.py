@@ -35,10 +35,17 @@ class _Recipe:
     offset: int
 
     def rebuild(self) -> torch.Tensor:
-        spikes = (self.potential > self.threshold).to(self.potential.dtype)
+        """Only the rows (first axis of the potential) that the saved view covers are recomputed."""
+        if 0 in self.shape:
+            return self.potential.new_zeros(self.shape)
+        row = self.potential.stride(0)  # the potential is a contiguous [T, B, ...] scan output
+        last = self.offset + sum((size - 1) * step for size, step in zip(self.shape, self.stride))
+        first_row, end_row = self.offset // row, last // row + 1
+        rows = self.potential[first_row:end_row]
+        spikes = torch.gt(rows, self.threshold, out=torch.empty_like(rows))  # 0/1 in the potential's dtype
         if self.graded != 1.0:
             spikes.mul_(self.graded)
-        return spikes.as_strided(self.shape, self.stride, self.offset)
+        return spikes.as_strided(self.shape, self.stride, self.offset - first_row * row)
 
 
 def register_spikes(spikes: torch.Tensor, potential: torch.Tensor, threshold: torch.Tensor, graded: float) -> None:

@@ -40,7 +40,6 @@ from snnir.runtime import (
 )
 
 from .execution import Plan, build_plan, simulate
-from .memory import spike_recomputation
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -61,7 +60,7 @@ class TorchModel(nn.Module, CompiledModel):
     backend = "torch"
 
     def __init__(self, graph: Graph, rules: LoweringTable, *, device: Any = None, dtype: torch.dtype = torch.float32,
-                 event_driven: bool = False):
+                 event_driven: bool = False, chunk_steps: int | None = None):
         nn.Module.__init__(self)
         CompiledModel.__init__(self, graph)
         if dtype not in DTYPES:
@@ -78,6 +77,11 @@ class TorchModel(nn.Module, CompiledModel):
             self.layers[self.keys[name]] = rule(node, graph.input_shape(name), self.shapes[name])
         if event_driven:
             self._enable_events()
+        integral = isinstance(chunk_steps, (int, np.integer)) and not isinstance(chunk_steps, bool)
+        if chunk_steps is not None and (not integral or chunk_steps < 1):
+            raise InputError(f"chunk_steps must be a positive integer or None, found {chunk_steps!r}")
+        #: Steps per time chunk; None chooses (see :func:`.execution.chunk_steps`).
+        self.chunk_steps = chunk_steps
         self.register_buffer("anchor", torch.zeros((), dtype=dtype), persistent=False)
         self.recorded = [(name, graph.output_source(name), _variable(graph.nodes[name].record)) for name in graph.outputs]
         self._plans: dict[bool, Plan] = {}
@@ -121,8 +125,7 @@ class TorchModel(nn.Module, CompiledModel):
 
     def _simulate(self, tensors, steps, state, wanted, training):
         wanted = set(wanted) | {(source, variable) for _, source, variable in self.recorded}
-        with spike_recomputation(enabled=torch.is_grad_enabled()):
-            return simulate(self, self.plan(training), tensors, steps, state, wanted)
+        return simulate(self, self.plan(training), tensors, steps, state, wanted, recompute=torch.is_grad_enabled())
 
     @staticmethod
     def _read(run, node: str, variable: str) -> torch.Tensor:

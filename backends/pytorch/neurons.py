@@ -85,10 +85,10 @@ class LIF(_Spiking):
 
     def sequence(self, drive, state, steps):
         initial = None if state is None else state["membrane"]
-        spikes, membranes = LIFScan.apply(self._drive(drive), initial, self._beta(), self.threshold, self.dynamics(steps))
+        spikes, membranes, last = LIFScan.apply(self._drive(drive), initial, self._beta(), self.threshold, self.dynamics(steps))
         if not self.same_step:
             register_spikes(spikes, membranes, self.threshold, self.graded)
-        return spikes, {"membrane": membranes}, {"membrane": membranes[-1]}
+        return spikes, {"membrane": membranes}, {"membrane": last}
 
     def step(self, x, state):
         previous = state["membrane"]
@@ -121,13 +121,13 @@ class CubaLIF(_Spiking):
         current0 = membrane0 = None
         if state is not None:
             current0, membrane0 = state["current"], state["membrane"]
-        spikes, currents, membranes = CubaScan.apply(
+        spikes, currents, membranes, current, membrane = CubaScan.apply(
             drive, current0, membrane0, self.alpha.clamp(0, 1), self.beta.clamp(0, 1), self.threshold, self.bias,
             self.dynamics(steps),
         )
         if not self.same_step:
             register_spikes(spikes, membranes, self.threshold, self.graded)
-        return spikes, {"current": currents, "membrane": membranes}, {"current": currents[-1], "membrane": membranes[-1]}
+        return spikes, {"current": currents, "membrane": membranes}, {"current": current, "membrane": membrane}
 
     def step(self, x, state):
         previous = state["membrane"]
@@ -157,8 +157,8 @@ class LI(Neuron):
 
     def sequence(self, drive, state, steps):
         initial = None if state is None else state["membrane"]
-        membranes = LIScan.apply(self._drive(drive), initial, self.beta.clamp(0, 1), steps)
-        return membranes, {"membrane": membranes}, {"membrane": membranes[-1]}
+        membranes, last = LIScan.apply(self._drive(drive), initial, self.beta.clamp(0, 1), steps)
+        return membranes, {"membrane": membranes}, {"membrane": last}
 
     def step(self, x, state):
         u = self.beta.clamp(0, 1) * state["membrane"] + self._drive(x)

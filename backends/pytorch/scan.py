@@ -44,6 +44,14 @@ class Dynamics:
     surrogate: SurrogateBackward
 
 
+def _broadcast(first: torch.Size, *others: torch.Size) -> torch.Size:
+    """``torch.broadcast_shapes`` with a fast path for scalar or same-shape parameters (its general
+    form costs tens of microseconds per call, a millisecond per training step of a small net)."""
+    if all(len(shape) == 0 or shape == first for shape in others):
+        return first
+    return torch.broadcast_shapes(first, *others)
+
+
 def _at(drive: torch.Tensor, t: int) -> torch.Tensor:
     return drive[t] if drive.shape[0] > 1 else drive[0]
 
@@ -117,22 +125,32 @@ def _threshold_grad(a, stored_grads, q, reset, grad_v, subtract: bool, shape) ->
     return _reduce(total if total is not None else torch.zeros_like(grad_v), shape)
 
 
-def _reverse_next_step(a, grad_membranes, m, per_step: bool):
-    """``gV[t] = (a[t] + gM[t]) + m[t+1]·gV[t+1]``, accumulated in place in a buffer of our own."""
-    if a is None:
+def _reverse_next_step(a, grad_membranes, grad_last, m, per_step: bool, like: torch.Tensor):
+    """``gV[t] = (a[t] + gM[t]) + m[t+1]·gV[t+1]``, accumulated in place in a buffer of our own.
+
+    ``grad_last`` (the gradient of the carried last membrane) joins ``gM[T−1]``.
+    """
+    if a is not None:
+        grad_v = a if grad_membranes is None else a.add_(grad_membranes)
+    elif grad_membranes is not None:
         grad_v = grad_membranes.clone()
     else:
-        grad_v = a if grad_membranes is None else a.add_(grad_membranes)
-    carry = torch.empty_like(grad_v[0])
-    for t in range(grad_v.shape[0] - 1, 0, -1):
-        torch.mul(grad_v[t], m[t] if per_step else m, out=carry)
-        grad_v[t - 1].add_(carry)
+        grad_v = torch.zeros_like(like)
+    if grad_last is not None:
+        grad_v[-1].add_(grad_last)
+    steps = grad_v.unbind(0)
+    for t in range(len(steps) - 1, 0, -1):
+        # One fused operation per step; a fused multiply-add may round m·gV differently from snnTorch's
+        # separate product in the last bit, well inside the gradient contract (1e-5 relative).
+        steps[t - 1].addcmul_(steps[t], m[t] if per_step else m)
     return grad_v, None
 
 
-def _reverse_same_step(a, grad_membranes, k, m, per_step: bool):
+def _reverse_same_step(a, grad_membranes, grad_last, k, m, per_step: bool):
     """``G[t] = gM[t] + m[t+1]·gV[t+1]``, ``gV[t] = G[t]·k[t] + a[t]``; returns ``(gV, G)``."""
     stored_grads = torch.zeros_like(k) if grad_membranes is None else grad_membranes.clone()
+    if grad_last is not None:
+        stored_grads[-1].add_(grad_last)
     grad_v = torch.empty_like(k)
     for t in range(k.shape[0] - 1, -1, -1):
         if t < k.shape[0] - 1:
@@ -143,18 +161,43 @@ def _reverse_same_step(a, grad_membranes, k, m, per_step: bool):
     return grad_v, stored_grads
 
 
+def _lif_wants_reset(needs, dyn: Dynamics) -> bool:
+    """Whether the LIF backward pass needs ``R[t]``: zero and same-step resets, θ's gradient."""
+    return dyn.reset == "zero" or dyn.same_step or (needs[3] and dyn.reset == "subtract")
+
+
+def _lif_wants_previous(ctx, dyn: Dynamics) -> bool:
+    return _lif_wants_reset(ctx.needs_input_grad, dyn) or ctx.needs_input_grad[2]
+
+
+def _cuba_wants_reset(needs, dyn: Dynamics) -> bool:
+    """Whether the CubaLIF backward pass needs ``R[t]``: zero and same-step resets, θ's gradient."""
+    return dyn.reset == "zero" or (dyn.same_step and dyn.reset != "none") or (needs[5] and dyn.reset == "subtract")
+
+
 class LIFScan(torch.autograd.Function):
-    """LIF/IF over a sequence: ``(D, U0 | None, β, θ, dyn) -> (spikes, membranes)``, each ``[T, B, *shape]``."""
+    """LIF/IF over a sequence: ``(D, U0 | None, β, θ, dyn) -> (spikes, membranes, last membrane)``.
+
+    ``spikes`` and ``membranes`` are ``[T, B, *shape]``; the last membrane ``[B, *shape]`` is a copy
+    of ``membranes[-1]`` for the state carried to the next chunk or call, so that its gradient arrives
+    as one step instead of a zero-filled sequence.
+    """
 
     @staticmethod
     def forward(ctx, drive, initial, beta, threshold, dyn: Dynamics):  # type: ignore[override]
-        shape = (dyn.steps, *torch.broadcast_shapes(drive.shape[1:], threshold.shape, beta.shape))
+        shape = (dyn.steps, *_broadcast(drive.shape[1:], threshold.shape, beta.shape))
         stored = drive.new_empty(shape)
         pre = drive.new_empty(shape) if dyn.same_step else stored
+        spikes = None if dyn.same_step else drive.new_empty(shape)
         previous = _zeros(shape[1:], drive) if initial is None else initial
         flag = drive.new_empty(shape[1:])  # R = H(U' − θ) as 0/1 (or 1 − R for a zero reset)
+        # Per-step views made once (unbind) rather than by indexing in the loop.
+        pres, kept, drives = pre.unbind(0), stored.unbind(0), drive.unbind(0)
+        fired = None if spikes is None else spikes.unbind(0)
+        # With next-step timing and ungraded spikes the reset R[t] is the previous step's spike.
+        reuse = fired is not None and dyn.graded == 1.0
         for t in range(dyn.steps):
-            u = pre[t]
+            u = pres[t]
             # U' > θ is the same predicate as (U' − θ) > 0 for finite floats without flush-to-zero.
             if dyn.reset == "zero":
                 torch.le(previous, threshold, out=flag)  # 1 − R
@@ -162,31 +205,39 @@ class LIFScan(torch.autograd.Function):
                 u.mul_(beta)
             else:
                 torch.mul(beta, previous, out=u)
-            u.add_(_at(drive, t))
+            u.add_(drives[t] if len(drives) > 1 else drives[0])
             if dyn.reset == "subtract":
-                torch.gt(previous, threshold, out=flag)
-                u.addcmul_(flag, threshold, value=-1)  # R·θ is exactly θ or 0: fusing cannot change the result
+                reset = fired[t - 1] if reuse and t > 0 else torch.gt(previous, threshold, out=flag)
+                u.addcmul_(reset, threshold, value=-1)  # R·θ is exactly θ or 0: fusing cannot change the result
             if dyn.same_step:
                 reset = (previous > threshold).to(u.dtype)
-                stored[t].copy_(u)
-                _reset_same_step(stored[t], reset, threshold, dyn.reset)
-            previous = stored[t]
+                kept[t].copy_(u)
+                _reset_same_step(kept[t], reset, threshold, dyn.reset)
+            else:
+                torch.gt(u, threshold, out=fired[t])
+            previous = kept[t]
         ctx.dyn = dyn
         ctx.drive_steps = drive.shape[0]
         ctx.has_initial = initial is not None
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(stored, pre if dyn.same_step else None, initial, beta, threshold)
-        return _spikes(pre, threshold, dyn.graded), stored
+        # U0 is needed only for the resets and β's gradient; not keeping it otherwise spares a step per chunk.
+        ctx.save_for_backward(stored, pre if dyn.same_step else None, initial if _lif_wants_previous(ctx, dyn) else None,
+                              beta, threshold)
+        if spikes is None:
+            spikes = _spikes(pre, threshold, dyn.graded)
+        elif dyn.graded != 1.0:
+            spikes.mul_(dyn.graded)
+        return spikes, stored, stored[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_membranes):  # type: ignore[override]
+    def backward(ctx, grad_spikes, grad_membranes, grad_last):  # type: ignore[override]
         stored, pre, initial, beta, threshold = ctx.saved_tensors
         dyn: Dynamics = ctx.dyn
         needs = ctx.needs_input_grad
-        if grad_spikes is None and grad_membranes is None:
+        if grad_spikes is None and grad_membranes is None and grad_last is None:
             return None, None, None, None, None
         pre = stored if pre is None else pre
-        wants_reset = dyn.reset == "zero" or dyn.same_step or (needs[3] and dyn.reset == "subtract")
+        wants_reset = _lif_wants_reset(needs, dyn)
         previous = _previous(stored, initial) if wants_reset or needs[2] else None
         reset = (previous > threshold).to(stored.dtype) if wants_reset else None
         slope, a = _surrogate_terms(pre, threshold, grad_spikes, dyn)
@@ -195,9 +246,9 @@ class LIFScan(torch.autograd.Function):
         # θ's gradient through the spikes, −Σ a, before the reverse loop reuses a's buffer.
         threshold_from_spikes = _reduce(-a, threshold.shape) if needs[3] and a is not None else None
         if k is None:
-            grad_v, stored_grads = _reverse_next_step(a, grad_membranes, m, dyn.reset == "zero")
+            grad_v, stored_grads = _reverse_next_step(a, grad_membranes, grad_last, m, dyn.reset == "zero", stored)
         else:
-            grad_v, stored_grads = _reverse_same_step(a, grad_membranes, k, m, dyn.reset == "zero")
+            grad_v, stored_grads = _reverse_same_step(a, grad_membranes, grad_last, k, m, dyn.reset == "zero")
         grad_beta = grad_threshold = None
         if needs[2]:
             kept = previous * (1 - reset) if dyn.reset == "zero" else previous
@@ -213,7 +264,7 @@ class LIFScan(torch.autograd.Function):
 
 
 class CubaScan(torch.autograd.Function):
-    """CubaLIF over a sequence: ``(I, J0, U0, α, β, θ, b, dyn) -> (spikes, currents, membranes)``.
+    """CubaLIF over a sequence: ``(I, J0, U0, α, β, θ, b, dyn) -> (spikes, currents, membranes, J[T−1], U[T−1])``.
 
     ``J = α·J' + I``; ``V = β·U' + (J + b)``; then the reset: subtract ``V − R·θ``, zero ``V − V·R``.
     Currents are kept for the backward pass only when ``alpha`` needs a gradient.
@@ -222,7 +273,7 @@ class CubaScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, drive, current0, membrane0, alpha, beta, threshold, bias, dyn: Dynamics):  # type: ignore[override]
         parts = [drive.shape[1:], alpha.shape, beta.shape, threshold.shape] + ([] if bias is None else [bias.shape])
-        shape = (dyn.steps, *torch.broadcast_shapes(*parts))
+        shape = (dyn.steps, *_broadcast(*parts))
         currents = drive.new_empty(shape)
         stored = drive.new_empty(shape)
         pre = drive.new_empty(shape) if dyn.same_step else stored
@@ -249,20 +300,25 @@ class CubaScan(torch.autograd.Function):
         ctx.initials = (current0 is not None, membrane0 is not None)
         ctx.bias_shape = None if bias is None else bias.shape
         ctx.set_materialize_grads(False)
-        kept_currents = currents if ctx.needs_input_grad[3] else None
-        ctx.save_for_backward(stored, pre if dyn.same_step else None, kept_currents, current0, membrane0, alpha, beta, threshold)
-        return _spikes(pre, threshold, dyn.graded), currents, stored
+        needs = ctx.needs_input_grad
+        kept_currents, kept_current0 = (currents, current0) if needs[3] else (None, None)
+        kept_membrane0 = membrane0 if _cuba_wants_reset(needs, dyn) or needs[4] else None
+        ctx.save_for_backward(stored, pre if dyn.same_step else None, kept_currents, kept_current0, kept_membrane0,
+                              alpha, beta, threshold)
+        return _spikes(pre, threshold, dyn.graded), currents, stored, currents[-1].clone(), stored[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_currents, grad_membranes):  # type: ignore[override]
+    def backward(ctx, grad_spikes, grad_currents, grad_membranes, grad_current_last,  # type: ignore[override]
+                 grad_membrane_last):
         stored, pre, currents, current0, membrane0, alpha, beta, threshold = ctx.saved_tensors
         dyn: Dynamics = ctx.dyn
         needs = ctx.needs_input_grad
-        if grad_spikes is None and grad_currents is None and grad_membranes is None:
+        if all(g is None for g in (grad_spikes, grad_currents, grad_membranes, grad_current_last, grad_membrane_last)):
             return (None,) * 8
         pre = stored if pre is None else pre
-        previous = _previous(stored, membrane0)
-        reset = (previous > threshold).to(stored.dtype)
+        wants_reset = _cuba_wants_reset(needs, dyn)
+        previous = _previous(stored, membrane0) if wants_reset or needs[4] else None
+        reset = (previous > threshold).to(stored.dtype) if wants_reset else None
         slope, a = _surrogate_terms(pre, threshold, grad_spikes, dyn)
         k, q = _same_step_factors(pre, reset, threshold, slope, dyn)
         keep = 1 - reset if dyn.reset == "zero" else None
@@ -270,7 +326,7 @@ class CubaScan(torch.autograd.Function):
         grad_v = torch.empty_like(stored)  # of V = β·U' + (J + b)
         grad_j = torch.empty_like(stored)
         stored_grads = torch.zeros_like(stored) if k is not None else None
-        carry_u = carry_j = None
+        carry_u, carry_j = grad_membrane_last, grad_current_last  # the carried last state joins step T − 1
         for t in range(dyn.steps - 1, -1, -1):
             g = _accumulate(None if grad_membranes is None else grad_membranes[t], carry_u)
             if k is not None and g is not None:
@@ -297,11 +353,11 @@ class CubaScan(torch.autograd.Function):
 
 
 class LIScan(torch.autograd.Function):
-    """Leaky integrator ``U = β·U' + D`` over a sequence: ``(D, U0 | None, β, steps) -> membranes``."""
+    """Leaky integrator ``U = β·U' + D`` over a sequence: ``(D, U0 | None, β, steps) -> (membranes, U[T−1])``."""
 
     @staticmethod
     def forward(ctx, drive, initial, beta, steps: int):  # type: ignore[override]
-        shape = (steps, *torch.broadcast_shapes(drive.shape[1:], beta.shape))
+        shape = (steps, *_broadcast(drive.shape[1:], beta.shape))
         stored = drive.new_empty(shape)
         previous = _zeros(shape[1:], drive) if initial is None else initial
         for t in range(steps):
@@ -310,21 +366,31 @@ class LIScan(torch.autograd.Function):
             u.add_(_at(drive, t))
             previous = u
         ctx.drive_steps = drive.shape[0]
+        ctx.steps = steps
         ctx.has_initial = initial is not None
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(stored if ctx.needs_input_grad[2] else None, initial, beta)
-        return stored
+        learn = ctx.needs_input_grad[2]
+        ctx.save_for_backward(stored if learn else None, initial if learn else None, beta)
+        return stored, stored[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_membranes):  # type: ignore[override]
+    def backward(ctx, grad_membranes, grad_last):  # type: ignore[override]
         stored, initial, beta = ctx.saved_tensors
-        if grad_membranes is None:
+        if grad_membranes is None and grad_last is None:
             return None, None, None, None
-        grad_v = torch.empty_like(grad_membranes)
-        carry = None
+        if grad_membranes is None:
+            grad_v = grad_last.new_empty((ctx.steps, *grad_last.shape))
+        else:
+            grad_v = torch.empty_like(grad_membranes)
+        carry = grad_last
         for t in range(grad_v.shape[0] - 1, -1, -1):
             out = grad_v[t]
-            out.copy_(grad_membranes[t]) if carry is None else torch.add(grad_membranes[t], carry, out=out)
+            if grad_membranes is None:
+                out.copy_(carry)  # only the carried last membrane has a gradient
+            elif carry is None:
+                out.copy_(grad_membranes[t])
+            else:
+                torch.add(grad_membranes[t], carry, out=out)
             carry = beta * out
         needs = ctx.needs_input_grad
         grad_beta = _reduce(grad_v * _previous(stored, initial), beta.shape) if needs[2] else None

@@ -71,3 +71,41 @@ def test_event_driven_training_keeps_little_for_the_backward_pass():
         assert model.layer("fc1").weight.grad is not None
     events_per_step = int((x != 0).sum())
     assert kept[True] - kept[False] <= events_per_step * 2 + 20 * 16 * 4 + 64  # int16 per event, int32 per sample-step
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.2])
+def test_event_weight_gradient_matches_the_dense_one(density):
+    generator = torch.Generator().manual_seed(2)
+    x = (torch.rand(50, 40, generator=generator) < density).double()
+    grad = torch.randn(50, 7, dtype=torch.float64, generator=generator)
+    torch.testing.assert_close(events.event_weight_grad(x, grad), grad.t() @ x)
+
+
+def test_event_weight_gradient_declines_graded_or_dense_inputs():
+    grad = torch.randn(5, 3)
+    graded = torch.zeros(5, 6)
+    graded[1, 2] = 0.5
+    dense = (torch.rand(5, 6) < 0.9).float()
+    assert events.event_weight_grad(graded, grad) is None
+    assert events.event_weight_grad(dense, grad) is None
+
+
+def test_wide_linears_keep_the_dense_forward_and_take_event_weight_gradients():
+    from snnir.backends.pytorch.layers import EVENT_GRAD_MIN_OUTPUTS
+
+    builder = GraphBuilder(num_steps=6)
+    x = builder.input("x", (30,), encoding="sequence")
+    builder.output("spikes", builder.add("lif", LIF(0.9), builder.add("fc", Linear(EVENT_GRAD_MIN_OUTPUTS), x)))
+    model = snnir.compile(builder.build(seed=5), "torch", dtype=torch.float64)
+    inputs = (torch.rand(6, 4, 30, generator=torch.Generator().manual_seed(6)) < 0.1).double()
+    layer = model.layer("fc")
+    out = layer(inputs.reshape(24, 30))
+    assert out.grad_fn.name().startswith("SpikeGradLinear")
+    assert torch.equal(out, F.linear(inputs.reshape(24, 30), layer.weight, layer.bias))  # the same forward pass
+    grad = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    found = torch.autograd.grad(out, (layer.weight, layer.bias), grad)
+    expected = torch.autograd.grad(F.linear(inputs.reshape(24, 30), layer.weight, layer.bias), (layer.weight, layer.bias), grad)
+    for a, b in zip(found, expected):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # inference and narrow layers stay plain F.linear
+        assert layer(inputs.reshape(24, 30)).grad_fn is None

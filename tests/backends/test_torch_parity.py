@@ -100,9 +100,14 @@ def _seed_cnn(steps):
     return builder.build(), theirs, forward
 
 
-def test_seed_cnn_matches_snntorch():
+# Time chunks (chunk_steps) must not matter: on the CPU larger batches run a few steps at a time.
+CHUNKS = [None, 4]
+
+
+@pytest.mark.parametrize("chunk_steps", CHUNKS)
+def test_seed_cnn_matches_snntorch(chunk_steps):
     graph, theirs, forward = _seed_cnn(25)
-    model = snnir.compile(graph, "torch")
+    model = snnir.compile(graph, "torch", chunk_steps=chunk_steps)
     images, targets = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(2)), torch.arange(12) % 10
     spikes = _train_side_by_side(lambda: forward(images), theirs, model, images, targets,
                                  SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), mse_count_loss(0.8, 0.2))
@@ -131,7 +136,8 @@ def test_seed_cnn_independent_optimizers_stay_identical():
 
 
 # -- the seed FC net with learnable per-neuron beta --------------------------------------------------------
-def test_seed_fc_with_learnable_beta_matches_snntorch():
+@pytest.mark.parametrize("chunk_steps", CHUNKS)
+def test_seed_fc_with_learnable_beta_matches_snntorch(chunk_steps):
     steps = 25
     torch.manual_seed(4)
     fc1, fc2 = torch.nn.Linear(784, 300), torch.nn.Linear(300, 10)
@@ -142,7 +148,7 @@ def test_seed_fc_with_learnable_beta_matches_snntorch():
                          ("lif2", LIF(_array(lif2.beta), learn_beta=True)))
     builder.output("spikes", last)
     builder.output("membrane", last, "membrane")
-    model = snnir.compile(builder.build(), "torch")
+    model = snnir.compile(builder.build(), "torch", chunk_steps=chunk_steps)
     theirs = {"layers.fc1.weight": fc1.weight, "layers.fc1.bias": fc1.bias, "layers.fc2.weight": fc2.weight,
               "layers.fc2.bias": fc2.bias, "layers.lif2.beta": lif2.beta}
 
@@ -162,7 +168,8 @@ def test_seed_fc_with_learnable_beta_matches_snntorch():
 
 
 # -- Synaptic (CubaLIF) with learnable alpha, beta and threshold ----------------------------------------------
-def test_synaptic_network_matches_snntorch():
+@pytest.mark.parametrize("chunk_steps", CHUNKS)
+def test_synaptic_network_matches_snntorch(chunk_steps):
     steps = 30
     torch.manual_seed(6)
     fc1, fc2 = torch.nn.Linear(20, 16), torch.nn.Linear(16, 5)
@@ -177,7 +184,7 @@ def test_synaptic_network_matches_snntorch():
         ("fc2", _dense(fc2)), ("syn2", CubaLIF(0.8, 0.9, reset="zero", surrogate="spike_rate_escape")),
     )
     builder.output("spikes", last)
-    model = snnir.compile(builder.build(), "torch")
+    model = snnir.compile(builder.build(), "torch", chunk_steps=chunk_steps)
     theirs = {"layers.fc1.weight": fc1.weight, "layers.fc1.bias": fc1.bias, "layers.fc2.weight": fc2.weight,
               "layers.fc2.bias": fc2.bias, "layers.syn1.alpha": syn1.alpha, "layers.syn1.beta": syn1.beta,
               "layers.syn1.threshold": syn1.threshold}
@@ -230,10 +237,11 @@ def _rleaky(steps):
     return builder.build(), theirs, forward
 
 
-def test_rleaky_network_matches_snntorch():
+@pytest.mark.parametrize("chunk_steps", CHUNKS)
+def test_rleaky_network_matches_snntorch(chunk_steps):
     steps = 20
     graph, theirs, forward = _rleaky(steps)
-    model = snnir.compile(graph, "torch")
+    model = snnir.compile(graph, "torch", chunk_steps=chunk_steps)
     inputs = (torch.rand(steps, 8, 12, generator=torch.Generator().manual_seed(9)) < 0.5).float()
     targets = torch.arange(8) % 4
     spikes = _train_side_by_side(lambda: forward(inputs), theirs, model, inputs, targets,
