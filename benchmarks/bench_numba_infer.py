@@ -6,14 +6,17 @@ Workloads, each run by every peer in this one process with the same weights and 
     Linear 256->10, LIF; beta 0.9), batch 128, T = 25, direct input: time per sequence;
 (b) FC 784-512-10 LIF, T = 100, batch 64, Bernoulli(0.1) input spikes: time per sequence, and the
     same at p = 0.01 (event-driven cost should fall with activity);
-(c) batch-1 streaming of (b): time per ``step`` call.
+(c) batch-1 streaming of (b): time per ``step`` call, in steady state (each timed pass of 100 steps
+    follows an untimed one, as a real-time loop keeps its own data in cache).
 
 Peers: snnTorch under ``torch.no_grad()`` (the tutorial's per-step loop), snnir's torch backend
 (``snnir.compile(g, "torch")``) and onnxruntime through snnir's onnx backend, each included when
 available (a note says why not otherwise). Rows are timed interleaved, one repetition of each per round,
-so load drift on a shared machine hits all alike; medians are reported, with spike agreement against
-numba. Compile costs are measured in fresh processes: fully cold (empty numba and snnir caches), a
-cached load (second process), and a new structure once the kernel library is cached.
+so load drift on a shared machine hits all alike; medians are reported with the spread (min - max),
+with spike agreement against numba. With more than one thread, onnxruntime's rows get a round of
+their own: its intra-op threads spin after each call and would take a core from the next peer.
+Compile costs are measured in fresh processes: fully cold (empty numba and snnir caches), a
+cached load (second process), and a new structure once the kernel libraries are cached.
 
 Run: ``python -m benchmarks.bench_numba_infer [--threads N] [--repeats 7] [--quick]``; writes
 benchmarks/results/numba_infer.json. Targets (issue 4): >= 10x snnTorch on (b), >= 5x on (a),
@@ -145,7 +148,7 @@ def optional_backend(graph, name: str, **options: Any) -> tuple[Any, str | None]
     try:
         snnir.get_backend(name)
     except (ImportError, LookupError, snnir.SnnirError) as error:
-        return None, f"{name} backend not available ({type(error).__name__}: {error})"
+        return None, f"{name} backend not available ({type(error).__name__}: {error}); its rows are missing"
     return snnir.compile(graph, name, **options), None
 
 
@@ -159,19 +162,15 @@ def stream(model: Any, spikes: np.ndarray) -> Callable[[], None]:
 
 
 def kernel_only(model: Any, spikes: np.ndarray) -> Callable[[], None]:
-    """The compiled kernel called directly, one step per call: the floor under ``step()`` (which adds
-    input checks and result arrays). Uses the model's internals, for this measurement only."""
-    program, module = model.program, model._module
-    slots = np.full(len(program.recordables), -1, np.int64)
-    slots[program.recordables[(model.graph.output_source("spikes"), "value")][0]] = 0
-    record = np.empty(10, np.float32)
+    """The compiled kernel called directly, one streaming step per call, as ``step()`` calls it: the
+    floor under ``step()`` (which adds its Python-side checks and a Result of copied arrays). Uses the
+    model's internals, for this measurement only."""
 
     def loop() -> None:
-        state = np.zeros((1, program.state_size), np.float32)
-        history = np.zeros((1, program.history_size), np.float32)
-        work = np.empty((1, program.work_size), np.float32)
+        model.reset(spikes.shape[1])
+        kernel, args = model._stream.fast
         for t in range(spikes.shape[0]):
-            module.samples(0, 1, False, 1, t, program.params, program.index, state, history, work, record, slots, spikes[t : t + 1])
+            kernel(*args, spikes[t])
 
     return loop
 
@@ -188,16 +187,21 @@ def no_grad(run: Callable[[], Any]) -> Callable[[], Any]:
 
 # -- timing -----------------------------------------------------------------------------------------
 def interleaved_medians(rows: list[dict], repeats: int) -> None:
+    """Median (and minimum) time per unit of each row, one repetition of every row per round. A
+    ``warm`` row (streaming) is run once untimed right before each timed repetition: a real-time
+    loop streams from caches its own steps keep warm, not from caches the other peers just used."""
     for row in rows:
         row["run"]()  # warm-up
     samples: list[list[float]] = [[] for _ in rows]
     for _ in range(repeats):
         for row, times in zip(rows, samples):
+            if row["warm"]:
+                row["run"]()
             start = time.perf_counter()
             row["run"]()
             times.append((time.perf_counter() - start) / row["per"])
     for row, times in zip(rows, samples):
-        row["median_s"], row["min_s"] = statistics.median(times), min(times)
+        row["median_s"], row["min_s"], row["max_s"] = statistics.median(times), min(times), max(times)
         del row["run"]
 
 
@@ -268,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     outputs: dict[str, dict[str, np.ndarray]] = {}
 
     def add(workload: str, runner: str, run: Callable[[], Any], per: int = 1, spikes: Callable[[], np.ndarray] | None = None) -> None:
-        rows.append({"workload": workload, "runner": runner, "run": run, "per": per})
+        # with several threads, onnxruntime's intra-op threads keep spinning after each call and
+        # steal a core from whichever peer runs next: its rows are timed in a round of their own
+        apart = threads > 1 and runner.startswith("onnxruntime")
+        rows.append({"workload": workload, "runner": runner, "run": run, "per": per, "warm": workload == "c", "apart": apart})
         if spikes is not None:
             outputs.setdefault(workload, {})[runner] = spikes()
 
@@ -312,7 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     if onnx_one is not None:
         add("c", "onnxruntime step (snnir onnx backend)", stream(onnx_one, one), per=100)
 
-    interleaved_medians(rows, repeats)
+    interleaved_medians([row for row in rows if not row["apart"]], repeats)
+    interleaved_medians([row for row in rows if row["apart"]], repeats)
+    if any(row["apart"] for row in rows):
+        notes.append("onnxruntime rows were timed after the others (its spinning threads would slow the next peer)")
     for row in rows:
         base = next(r["median_s"] for r in rows if r["workload"] == row["workload"] and r["runner"].startswith("snnTorch"))
         row["speedup_vs_snntorch"] = base / row["median_s"]
@@ -341,17 +351,19 @@ def _report(rows: list[dict], costs: list[dict], activity_ratio: float, environm
     if environment["torch_imported_before_this_module"]:
         print("note: torch was imported before this benchmark, so OMP_WAIT_POLICY may not apply; run it alone")
     labels = {"a": "(a) seed CNN, B128 T25", "b": "(b) FC, B64 T100 p=0.1", "b p=0.01": "(b) FC, p=0.01", "c": "(c) streaming, B1"}
-    print(f"{'workload':<24} {'runner':<40} {'median':>14} {'vs snnTorch':>12} {'agreement':>10}")
+    print(f"{'workload':<24} {'runner':<44} {'median':>14} {'(min - max)':>17} {'vs snnTorch':>12} {'agreement':>10}")
     for r in rows:
-        shown = f"{r['median_s'] * 1e6:.2f} us/step" if r["workload"] == "c" else f"{r['median_s'] * 1e3:.2f} ms"
+        scale, unit = (1e6, "us/step") if r["workload"] == "c" else (1e3, "ms")
+        shown = f"{r['median_s'] * scale:.2f} {unit}"
+        spread = f"({r['min_s'] * scale:.2f} - {r['max_s'] * scale:.2f})"
         agreement = f"{r['spike_agreement_with_numba']:.5f}" if "spike_agreement_with_numba" in r else ""
-        print(f"{labels[r['workload']]:<24} {r['runner']:<40} {shown:>14} {r['speedup_vs_snntorch']:>11.2f}x {agreement:>10}")
+        print(f"{labels[r['workload']]:<24} {r['runner']:<44} {shown:>14} {spread:>17} {r['speedup_vs_snntorch']:>11.2f}x {agreement:>10}")
     print(f"activity: numba time at p=0.01 / p=0.1 = {activity_ratio:.3f} (target <= 0.2)")
     for row in costs:
         print(f"compile, {row['what']:<52} compile+load {row['compile_and_load_s']:6.2f} s, to first result {row['to_first_result_s']:6.2f} s "
               f"(imports {row['import_s']:.2f} s)")
     for note in dict.fromkeys(notes):
-        print(f"note: {note}; its rows are missing")
+        print(f"note: {note}")
     output.parent.mkdir(parents=True, exist_ok=True)
     document = {"environment": environment, "rows": rows, "activity_ratio_p001_over_p01": activity_ratio, "compile": costs, "notes": list(dict.fromkeys(notes))}
     output.write_text(json.dumps(document, indent=1) + "\n")

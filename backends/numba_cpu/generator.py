@@ -1,15 +1,18 @@
 """Code generation: a graph becomes the Python source of one numba module.
 
-The module holds ``samples(b0, b1, steps, t0, ...)``, which advances samples ``b0 .. b1 - 1`` of the
-batch through ``steps`` time steps (the whole time loop, no per-step Python), and ``run_parallel``,
-which calls it for every sample in parallel (``prange``). Dense synapses fed straight by a graph
-input are one BLAS product over the batch, which the model computes before calling the kernel.
+The module holds ``samples(b0, b1, mode, steps, P, IP, F, I, record, inputs...)``, which advances
+samples ``b0 .. b1 - 1`` of the batch through ``steps`` time steps (the whole time loop, no per-step
+Python; ``F`` packs the per-sample state, delay rings and node buffers, ``I`` the step counter, batch
+size and record slots, see source.py), and ``run_parallel``, which calls it for every sample in
+parallel (``prange``). Dense synapses fed straight by a graph input are one BLAS product over the
+batch, which the model computes before calling the kernel.
 
 Per step, nodes run in topological order; a node's input is the sum of its incoming edges in edge
 order (copy the first, then add the others one by one, as the reference interpreter), where a
 delayed edge reads a ring buffer of the source's past values. Time-invariant nodes (everything
 stateless upstream of the first neuron on a ``direct`` input) run once per call, before the loop.
-Emit rules (:mod:`.rules`) append each node's code, mostly calls into :mod:`.kernels`.
+Emit rules (:mod:`.rules`) append each node's code, mostly calls into :mod:`.kernels` and
+:mod:`.synapses`.
 
 Weights never appear in the source: parameters are packed into one float32 vector ``P`` (integer
 geometry and index maps into one int64 vector ``IP``) passed at run time, so the source, and with it
@@ -32,12 +35,12 @@ from snnir.ir.io import Input, Output
 from snnir.lowering import LoweringTable
 from snnir.passes import time_invariant_nodes
 
-from . import kernels
+from . import kernels, synapses
 from .layout import Layout
 from .source import assemble
 
 #: Names of the generated code's own variables; node variables never take them.
-RESERVED = frozenset("b b0 b1 steps t0 t ta B P IP st hs wk state hist work record slots np njit prange samples run_parallel ev_i ev_v K".split())
+RESERVED = frozenset("b b0 b1 mode steps t0 t ta B F I P IP st hs wk record slots first np njit prange samples run_parallel ev_i ev_v K S".split())
 
 
 class Code:
@@ -231,7 +234,7 @@ class Generator:
         self.order = graph.topological_order()
         self.used: set[str] = set(RESERVED)
         self.idents = {name: self._ident(name) for name in graph.nodes}
-        self.modules: dict[str, str] = {kernels.__name__: "K"}
+        self.modules: dict[str, str] = {kernels.__name__: "K", synapses.__name__: "S"}
         self.params, self.ints = Pack(np.float32), Pack(np.int64)
         self.prologue, self.per_sample, self.hoisted = Code(1), Code(2), Code(2)
         self.loop, self.records, self.pushes = Code(3), Code(3), Code(3)
@@ -242,6 +245,9 @@ class Generator:
         self.scratch = 0
         self.batched: list[Batched] = []
         self.input_args: list[str] = []
+        self.input_sequence: list[bool] = []
+        #: the kernel's input arguments, as the caller passes them: ``[B, *shape]`` or ``[T·B, *shape]``
+        self.raw_args: list[str] = []
         self.event_driven = self._choose_event_driven(event_driven)
         self.history_size = 0
         self.history = {src: self._ring(src, depth) for src, depth in self._history_depths().items()}
@@ -316,20 +322,20 @@ class Generator:
         return sparse
 
     def _choose_event_driven(self, option: Any) -> dict[str, bool]:
-        synapses = [name for name in self.order if self._rule_attribute(name, "synapse")]
+        names = [name for name in self.order if self._rule_attribute(name, "synapse")]
         sparse = self._sparse_nodes()
-        chosen = {name: all(sparse[e.src] for e in self.graph.incoming(name)) for name in synapses}
+        chosen = {name: all(sparse[e.src] for e in self.graph.incoming(name)) for name in names}
         if option is None:
             return chosen
         if isinstance(option, bool):
-            return {name: option for name in synapses}
+            return {name: option for name in names}
         if not isinstance(option, Mapping):
             raise TypeError(f"event_driven must be None, a bool or a mapping {{node: bool}}, found {option!r}")
         for name, flag in option.items():
             if name not in chosen:
                 raise GraphError(
                     f"event_driven names {name!r}, which is not a synapse (Linear/Conv) of graph "
-                    f"{self.graph.name!r}; its synapses are: {', '.join(synapses) or 'none'}"
+                    f"{self.graph.name!r}; its synapses are: {', '.join(names) or 'none'}"
                 )
             if not isinstance(flag, bool):
                 raise TypeError(f"event_driven[{name!r}] must be a bool, found {flag!r}")
@@ -387,6 +393,8 @@ class Generator:
         lead = "b" if node.encoding == "direct" else "t, b"
         self.values[name] = Value(f"{array}[{lead}]", Layout(tuple(node.shape)), node.encoding == "direct", array, node.encoding)
         self.input_args.append(array)
+        self.input_sequence.append(node.encoding == "sequence")
+        self.raw_args.append(self.fresh(f"raw_{self.idents[name]}"))
 
     def _record(self, slot: int, value: Value, label: str) -> None:
         mapping = value.layout.canonical_map()
@@ -409,13 +417,16 @@ class Generator:
             self.pushes(f"{self.function(kernels.gather_into)}({target}, {value.expr}, {index})  # for delayed edges")
 
     def _scratch(self) -> int:
-        """Place the synapses' input lists (``ev_v`` values, ``ev_i`` int32 indices) at the end of
-        the workspace row; returns the row's final size."""
+        """Place the synapses' input lists (``ev_v`` values, ``ev_i`` int64 row offsets) at the end of
+        the workspace row; returns the row's final size, kept even so that every row, and the int64
+        view in it, starts 8-byte aligned."""
+        self.work_size += self.work_size % 2
         if self.scratch:
             start = self.work_size
-            self.work_size += 2 * self.scratch
-            self.per_sample(f"ev_v = wk[{start}:{start + self.scratch}]")
-            self.per_sample(f"ev_i = wk[{start + self.scratch}:{self.work_size}].view(np.int32)")
+            self.work_size += 3 * self.scratch
+            self.per_sample(f"ev_i = wk[{start}:{start + 2 * self.scratch}].view(np.int64)")
+            self.per_sample(f"ev_v = wk[{start + 2 * self.scratch}:{self.work_size}]")
+        self.work_size += self.work_size % 2
         return self.work_size
 
     def generate(self) -> Program:

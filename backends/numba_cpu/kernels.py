@@ -1,12 +1,13 @@
-"""Numba kernels of the primitives, called by the generated per-graph modules.
+"""Numba kernels of the primitives, called by the generated per-graph modules (synapses: synapses.py).
 
 Each kernel updates one sample's flat float32 buffers in place. They are compiled once per machine
 (numba's disk cache) and linked into every generated kernel that calls them, which keeps compiling a
-new graph structure to well under a second or two: the generated code only sequences calls.
+new graph structure to a second or two: the generated code only sequences calls.
 
 Numerics: one float32 operation per expression, in the order of ``snnir/reference/neurons.py`` and
-``kernels.py`` (DESIGN.md section 5); no fastmath, so LLVM never fuses a multiply and an add. A
-synapse adds its inputs' contributions in input order, then the bias, like ``x @ W.T + b``.
+``kernels.py`` (DESIGN.md section 5); no fastmath, so LLVM never fuses a multiply and an add.
+``conv_rows`` and ``conv`` are the scatter convolutions used where synapses.py's band and plane
+kernels do not apply; they add a synapse's inputs' contributions in input order, then the bias.
 """
 
 from __future__ import annotations
@@ -81,56 +82,11 @@ def all_finite(values):
     return found == 0
 
 
-# -- synapses --------------------------------------------------------------------------------------
-@jit
-def linear(x, weight, y, ev_i, ev_v, event_driven):
-    """``y = x @ weight`` (``weight`` is ``Wᵀ``, one row per input), rows added in input order.
-
-    Event-driven: only nonzero inputs are listed, so the cost follows activity (skipping a zero
-    changes no sum). Rows are added four per pass over ``y``; each ``y[o]`` still receives its terms
-    one at a time, left to right, so this equals adding the rows one after the other.
-    """
-    n = 0
-    if event_driven:
-        for i in range(x.size):
-            v = x[i]
-            ev_i[n] = i
-            ev_v[n] = v
-            n += v != ZERO
-    else:
-        for i in range(x.size):
-            ev_i[i] = i
-            ev_v[i] = x[i]
-        n = x.size
-    n_out = y.size
-    for o in range(n_out):
-        y[o] = ZERO
-    k = 0
-    while k + 4 <= n:
-        i0, i1, i2, i3 = ev_i[k], ev_i[k + 1], ev_i[k + 2], ev_i[k + 3]
-        v0, v1, v2, v3 = ev_v[k], ev_v[k + 1], ev_v[k + 2], ev_v[k + 3]
-        for o in range(n_out):
-            y[o] = (((y[o] + v0 * weight[i0, o]) + v1 * weight[i1, o]) + v2 * weight[i2, o]) + v3 * weight[i3, o]
-        k += 4
-    while k < n:
-        i0, v0 = ev_i[k], ev_v[k]
-        for o in range(n_out):
-            y[o] = y[o] + v0 * weight[i0, o]
-        k += 1
-
-
+# -- synapses (the scatter convolutions; the others are in synapses.py) ------------------------------
 @jit
 def add_bias(y, bias):
     for o in range(y.size):
         y[o] = y[o] + bias[o]
-
-
-@jit
-def add_row_bias(y, bias):
-    """Bias of a batched product ``y [rows, n]`` (the BLAS path)."""
-    for r in range(y.shape[0]):
-        for o in range(y.shape[1]):
-            y[r, o] = y[r, o] + bias[o]
 
 
 @jit
@@ -370,9 +326,7 @@ __all__ = [
     "record_into",
     "record_gather",
     "all_finite",
-    "linear",
     "add_bias",
-    "add_row_bias",
     "conv",
     "conv_rows",
     "pool",

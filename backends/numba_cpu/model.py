@@ -2,8 +2,17 @@
 
 Input checking goes through :mod:`snnir.runtime` (``prepare_sequence_inputs``, ``prepare_step_inputs``,
 ``parse_probes``, ``check_batch_size``), so errors are word for word those of the reference backend.
-Outputs and probes are recorded by the kernel into one float32 buffer; each result array is a
-contiguous ``[T, B, *shape]`` view of its own region of that buffer.
+Two fast paths skip its conversions for inputs that need none (one float32 C-contiguous array of
+the right shape) and test finiteness with a vectorised numba loop instead; a non-finite value sends
+the call back to the shared checks, which raise the reference's error:
+
+* ``run``: one pass over the input before the kernel (it also brings the data into the cache);
+* ``step``: one call of the kernel with the stream's buffers packed into few arguments (the numba
+  dispatcher's cost grows with each); the kernel tests the input before touching the state and
+  writes the outputs into a buffer kept by the stream; each result is a copy the caller may keep.
+
+Outputs and probes are recorded by the kernel into one float32 buffer; each result array of ``run``
+is a contiguous ``[T, B, *shape]`` view of its own region of that buffer.
 """
 
 from __future__ import annotations
@@ -32,20 +41,9 @@ from snnir.runtime import (
 from .generator import Program
 from .kernels import all_finite
 
-
-class _Stream:
-    """Streaming state: neuron states, delay rings and the absolute step counter."""
-
-    def __init__(self, batch_size: int, program: Program):
-        self.batch_size = batch_size
-        self.state = np.zeros((batch_size, program.state_size), np.float32)
-        self.history = np.zeros((batch_size, program.history_size), np.float32)
-        self.step_index = 0
-        self.plans: dict[tuple, _Plan] = {}
-        #: node buffers, kept between the steps of a stream (a run allocates its own)
-        self.work: np.ndarray | None = None
-        self.input_shape: tuple[int, ...] = ()  # of the first input, for the fast path of step()
-        self.kernel_shape: tuple[int, ...] = ()
+FLOAT32 = np.dtype(np.float32)
+#: ``mode`` of the generated ``samples`` (see source.py): part of a run, or a streaming step.
+RUN, STEP = 0, 1
 
 
 @dataclass
@@ -57,6 +55,30 @@ class _Plan:
     total: int
     #: (key, start, stop, shape, is_output, copy): ``copy`` when another key records the same quantity
     entries: list[tuple[str, int, int, tuple[int, ...], bool, bool]]
+
+
+class _Stream:
+    """Streaming state in one float32 buffer ``F`` (neuron states, delay rings and node buffers, each
+    ``[B, ...]``) and one int64 vector ``I`` (absolute step counter, batch size, then the record slots
+    of the outputs); ``record`` receives the outputs of a step on the fast path of ``step``."""
+
+    def __init__(self, batch_size: int, program: Program, outputs: _Plan):
+        b = self.batch_size = batch_size
+        self.F = np.empty(b * (program.state_size + program.history_size + program.work_size), np.float32)
+        self.F[: b * (program.state_size + program.history_size)] = 0  # node buffers are written before they are read
+        self.I = np.concatenate([np.array([0, b], np.int64), outputs.slots])
+        self.record = np.empty(outputs.total, np.float32)
+        self.plans: dict[tuple, _Plan] = {(): outputs}
+        #: the outputs of the last fast step, views of ``record`` (each Result gets copies)
+        self.views = [(key, self.record[start:stop].reshape(shape)) for key, start, stop, shape, _, _ in outputs.entries]
+        #: the fast path of ``step``: the kernel and its arguments but the input (None: no fast path),
+        #: and the input shape it takes
+        self.fast: tuple[Any, tuple] | None = None
+        self.input_shape: tuple[int, ...] = ()
+
+    @property
+    def step_index(self) -> int:
+        return int(self.I[0])
 
 
 def _record_variable(record: str) -> str:
@@ -94,9 +116,11 @@ class NumbaModel(CompiledModel):
         inputs = [graph.nodes[name] for name in graph.inputs]
         self._input_sizes = [math.prod(node.shape) for node in inputs]  # type: ignore[attr-defined]
         self._sequence = [node.encoding == "sequence" for node in inputs]  # type: ignore[attr-defined]
+        self._input_position = {name: k for k, name in enumerate(program.input_args[: len(graph.inputs)])}
+        # the fast paths: one input, read in place
         self._single = len(inputs) == 1
         self._first_shape = tuple(inputs[0].shape)  # type: ignore[attr-defined]
-        self._input_position = {name: k for k, name in enumerate(program.input_args[: len(graph.inputs)])}
+        self._step_kernel: Any = False  # not looked for yet; then the kernel or None
 
     # -- plumbing -----------------------------------------------------------------------------
     def _parallel(self, batch_size: int) -> bool:
@@ -137,40 +161,37 @@ class NumbaModel(CompiledModel):
             entries.append((key, start, start + size, (*lead, *shape), is_output, copy))
         return _Plan(slots, total, entries)
 
-    def _products(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """The BLAS path: dense synapses fed by an input, as one product over all samples and steps."""
+    def _products(self, arrays: list[np.ndarray], batch: int) -> list[np.ndarray]:
+        """The BLAS path: dense synapses fed by an input, as one product over all samples and steps
+        (``[T, B, n]`` for a sequence input, ``[B, n]`` for a direct one)."""
         products = []
         for item in self.program.batched:
-            x = arrays[self._input_position[item.array]]
-            rows = x.reshape(-1, x.shape[-1]) @ item.weight
+            position = self._input_position[item.array]
+            x = arrays[position]
+            rows = x.reshape(x.shape[0], -1) @ item.weight
             if item.bias is not None:
                 rows += item.bias
-            products.append(rows.reshape(*x.shape[:-1], item.weight.shape[1]))
+            lead = (x.shape[0] // batch, batch) if self._sequence[position] else (batch,)
+            products.append(rows.reshape(*lead, item.weight.shape[1]))
         return products
 
-    def _execute(self, arrays: list[np.ndarray], plan: _Plan, steps: int, stream: _Stream, check: bool = False) -> Result | None:
+    def _execute(self, arrays: list[np.ndarray], plan: _Plan, steps: int, stream: _Stream) -> Result:
         """Run the kernel for ``steps`` steps of ``stream`` and cut the record buffer into results.
-        With ``check``, return None (touching nothing) if an input holds a non-finite value."""
+        ``arrays``: the (checked) inputs as ``[B, *shape]`` (direct) or ``[T·B, *shape]`` (sequence)."""
         batch = stream.batch_size
         record = np.empty(plan.total, np.float32)
         if batch:
             program = self.program
-            work = stream.work if stream.work is not None else np.empty((batch, program.work_size), np.float32)
-            args = (steps, stream.step_index, program.params, program.index, stream.state, stream.history, work, record, plan.slots, *arrays)
+            counters = np.concatenate((stream.I[:2], plan.slots))
+            args = (steps, program.params, program.index, stream.F, counters, record, *arrays)
             if program.batched:
-                args += tuple(self._products(arrays))
-            if batch == 1 and not self.parallel:  # streaming: no thread pool involved
-                if not self._module.samples(0, 1, check, *args):
-                    return None
-            elif check and not all(all_finite(array) for array in arrays):
-                return None
+                args += tuple(self._products(arrays, batch))
+            if self._parallel(batch):
+                with self._threading(batch):
+                    self._module.run_parallel(RUN, *args)
             else:
-                if self._parallel(batch):
-                    with self._threading(batch):
-                        self._module.run_parallel(*args)
-                else:
-                    self._module.samples(0, batch, False, *args)
-        stream.step_index += steps
+                self._module.samples(0, batch, RUN, *args)
+        stream.I[0] += steps
         outputs, probed = {}, {}
         for key, start, stop, shape, is_output, copy in plan.entries:
             view = record[start:stop].reshape(shape)
@@ -182,59 +203,105 @@ class NumbaModel(CompiledModel):
         # a read-only array would make numba compile (and cache) a second specialisation
         return array if array.flags.writeable else array.copy()
 
+    def _ready(self, inputs: Any, lead: int) -> bool:
+        """Whether ``inputs`` is one float32 C-contiguous writable array with ``lead`` leading axes
+        before the input's shape (what the kernel reads in place)."""
+        return (
+            self._single
+            and type(inputs) is np.ndarray
+            and inputs.dtype == FLOAT32
+            and inputs.shape[lead:] == self._first_shape
+            and inputs.ndim == lead + len(self._first_shape)
+            and inputs.flags.c_contiguous
+            and inputs.flags.writeable
+        )
+
     # -- the calling convention ---------------------------------------------------------------
     def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+        sequence = self._single and self._sequence[0]
+        if (
+            num_steps is None
+            and self._ready(inputs, 2 if sequence else 1)
+            and (inputs.shape[0] if sequence else 1)
+            and all_finite(inputs)  # one vectorised pass, which also brings the data into the cache
+        ):
+            # the fast path: the kernel reads the array in place (a non-finite value goes to the checks)
+            steps, batch = (inputs.shape[0], inputs.shape[1]) if sequence else (self.graph.time.num_steps, inputs.shape[0])
+            flat = [inputs.reshape(steps * batch, *self._first_shape) if sequence else inputs]
+            try:
+                requested = parse_probes(self.graph, probes)
+            except InputError:
+                requested = None  # raised below, after the input checks, as the reference does
+            if requested is not None:
+                return self._execute(flat, self._plan(requested, (steps, batch)), steps, self._fresh(batch))
         arrays, steps, batch = prepare_sequence_inputs(self.graph, inputs, num_steps)
         requested = parse_probes(self.graph, probes)
+        return self._execute(self._kernel_inputs(arrays, steps, batch), self._plan(requested, (steps, batch)), steps, self._fresh(batch))
+
+    def _kernel_inputs(self, arrays: dict[str, np.ndarray], steps: int, batch: int) -> list[np.ndarray]:
+        """Checked inputs as the kernel takes them: ``[B, *shape]``, or ``[T·B, *shape]`` for the first
+        ``steps`` steps of a sequence."""
         flat = []
-        for name, size, sequence in zip(self.graph.inputs, self._input_sizes, self._sequence):
+        for name, sequence in zip(self.graph.inputs, self._sequence):
             array = self._writable(arrays[name])
-            flat.append(array[:steps].reshape(steps, batch, size) if sequence else array.reshape(batch, size))
-        return self._execute(flat, self._plan(requested, (steps, batch)), steps, _Stream(batch, self.program))  # type: ignore[return-value]
+            flat.append(np.ascontiguousarray(array[:steps]).reshape(steps * batch, *array.shape[2:]) if sequence else array)
+        return flat
+
+    def _fresh(self, batch_size: int) -> _Stream:
+        return _Stream(batch_size, self.program, self._plan([], (batch_size,)))
 
     def reset(self, batch_size: int = 1) -> None:
         self.batch_size = check_batch_size(batch_size)
-        self._stream = _Stream(self.batch_size, self.program)
-        self._stream.work = np.empty((self.batch_size, self.program.work_size), np.float32)
-        self._stream.input_shape = (self.batch_size, *self._first_shape)
-        size = self._input_sizes[0]
-        self._stream.kernel_shape = (1, self.batch_size, size) if self._sequence[0] else (self.batch_size, size)
+        stream = self._stream = self._fresh(self.batch_size)
+        stream.input_shape = (self.batch_size, *self._first_shape)
+        if self._step_kernel is False and self._single and not self.program.batched and self.batch_size:
+            self._step_kernel = self._stream_kernel()  # once per model: it does not depend on the batch
+        kernel = self._step_kernel if self.batch_size else None
+        if kernel is not None and kernel is not False:
+            program = self.program
+            stream.fast = (kernel, (0, self.batch_size, STEP, 1, program.params, program.index, stream.F, stream.I, stream.record))
 
-    def _step_arrays(self, inputs: Any, batch: int) -> list[np.ndarray]:
-        """Kernel arguments of one step: ``prepare_step_inputs`` converts the data or raises the
-        reference backend's error."""
-        arrays = prepare_step_inputs(self.graph, inputs, batch)
-        return [
-            self._writable(arrays[name]).reshape((1, batch, size) if sequence else (batch, size))
-            for name, size, sequence in zip(self.graph.inputs, self._input_sizes, self._sequence)
-        ]
+    def _stream_kernel(self) -> Any:
+        """``samples`` with the signature of a streaming step compiled (or loaded from the disk cache)
+        and further compiling disabled: numba's own argument check then rejects, with a TypeError,
+        any other dtype, layout or a read-only input, which ``step`` sends to the shared checks."""
+        kernel = self._module.samples
+        integer, vector, index = numba.types.int64, numba.types.float32[::1], numba.types.int64[::1]
+        x = numba.types.Array(numba.types.float32, 1 + len(self._first_shape), "C")
+        signature = (integer, integer, integer, integer, vector, index, vector, index, vector, x)
+        if signature not in kernel.overloads:
+            try:
+                kernel.compile(signature)
+            except RuntimeError:  # compiling was disabled for another signature: no fast path
+                return None
+        kernel.disable_compile()
+        return kernel
 
     def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
         stream = self._stream
         if stream is None:
             raise InputError("step() needs a stream: call reset(batch_size) first")
-        if not probes and self._single:
-            # the real-time path: a ready float32 C-contiguous array of the right shape holding only
-            # finite values goes to the kernel as is; anything else takes the checked path below
-            plan = stream.plans.get(())
-            if (
-                plan is not None
-                and type(inputs) is np.ndarray
-                and inputs.shape == stream.input_shape
-                and inputs.dtype == np.float32
-                and inputs.flags.c_contiguous
-                and inputs.flags.writeable
-            ):
-                result = self._execute([inputs.reshape(stream.kernel_shape)], plan, 1, stream, check=True)
-                if result is not None:
-                    return result
+        fast = stream.fast
+        if fast is not None and not probes and type(inputs) is np.ndarray and inputs.shape == stream.input_shape:
+            # the real-time path: one compiled call that tests the input first (a TypeError from
+            # numba or a non-finite value falls through to the shared checks below)
+            try:
+                done = fast[0](*fast[1], inputs)
+            except TypeError:
+                done = False
+            if done:
+                outputs = {}
+                for key, view in stream.views:  # a plain loop: a comprehension costs a call
+                    outputs[key] = view.copy()
+                return Result(outputs, {})
         requested = parse_probes(self.graph, probes) if probes else []
-        arrays = self._step_arrays(inputs, stream.batch_size)
+        arrays = prepare_step_inputs(self.graph, inputs, stream.batch_size)
         keys = tuple(p.key for p in requested)
         plan = stream.plans.get(keys)
         if plan is None:
             plan = stream.plans[keys] = self._plan(requested, (stream.batch_size,))
-        return self._execute(arrays, plan, 1, stream)  # type: ignore[return-value]
+        flat = [self._writable(arrays[name]) for name in self.graph.inputs]  # [B, *shape]: one step
+        return self._execute(flat, plan, 1, stream)
 
 
 __all__ = ["NumbaModel"]

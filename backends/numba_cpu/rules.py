@@ -13,6 +13,7 @@ through it and the synapses they feed default to event-driven).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -21,8 +22,8 @@ from snnir.ir.layers import AvgPool2d, Conv1d, Conv2d, Dropout, Flatten, Linear,
 from snnir.ir.neurons import IF, LI, LIF, CubaLIF
 from snnir.lowering import LoweringTable
 
-from . import kernels
-from .generator import NodeContext
+from . import convolution, kernels, synapses
+from .generator import NodeContext, Value
 from .layout import Layout
 
 RULES = LoweringTable("numba")
@@ -55,60 +56,88 @@ def linear(ctx: NodeContext) -> None:
     weight = np.ascontiguousarray(node.weight.T if x.layout.order is None else node.weight.T[x.layout.order])
     if ctx.batched_linear(weight, node.bias):
         return
-    w = ctx.param("weight", weight)
+    w = ctx.param("weight", weight.ravel())
     y = ctx.output(Layout((n_out,)))
     ev_i, ev_v = ctx.events(n_in)
     mode = "event-driven" if ctx.event_driven else "dense"
     ctx.code(f"# {ctx.title}: {n_in} -> {n_out}, {mode}")
-    ctx.call(kernels.linear, x.expr, w, y, ev_i, ev_v, ctx.event_driven)
+    ctx.call(synapses.linear, x.expr, w, y, ev_i, ev_v, ctx.event_driven)
     if node.bias is not None:
         ctx.call(kernels.add_bias, y, ctx.param("bias", node.bias))
 
 
-def _taps(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> np.ndarray:
-    """``taps[i, k]``: the output position input position ``i`` reaches through kernel tap ``k``
-    (``o·stride − padding + k·dilation = i``), or -1 when there is none."""
-    taps = np.full((size, kernel), -1, np.int64)
-    for i in range(size):
-        for k in range(kernel):
-            offset = i + padding - k * dilation
-            if offset >= 0 and offset % stride == 0 and offset // stride < out:
-                taps[i, k] = offset // stride
-    return taps
+def _planes(ctx: NodeContext, x: Value, kernel: np.ndarray, g: dict, y: str) -> None:
+    """Dense, unit stride: taps over the zero-padded input plane (``synapses.conv_planes``)."""
+    c_in, h, w, sc, sh, sw = x.layout.spatial()
+    (ph, pw), channels_last = g["padding"], x.layout.kind == "channels_last"
+    hp, wp = h + 2 * ph, w + 2 * pw
+    direct = not channels_last and ph == pw == 0  # read in place
+    offsets, weights = convolution.plane_taps(kernel, ctx.node.groups, g, channels_last)
+    numbers = (c_in, h, w, sc, sh, sw, hp, wp, ph, pw, g["oh"], g["ow"], kernel.shape[0], direct)
+    padded = ctx.buffer(f"pad_{ctx.ident}", 0 if direct else c_in * hp * wp)
+    plane = ctx.buffer(f"plane_{ctx.ident}", g["oh"] * wp)
+    ctx.call(synapses.conv_planes, x.expr, y, ctx.integers("geometry", numbers), ctx.integers("taps", offsets), ctx.param("weight", weights), padded, plane)
+
+
+def _band(ctx: NodeContext, x: Value, kernel: np.ndarray, g: dict, y: str) -> None:
+    """Unit stride and dilation along the height: band rows per input row (``synapses.conv_band``)."""
+    c_in, h, w, sc, sh, _ = x.layout.spatial()
+    channels_last = x.layout.kind == "channels_last"
+    band = convolution.band_table(kernel, ctx.node.groups, g, channels_last)
+    row = (1, 0, w * c_in, w * c_in) if channels_last else (c_in, sc, w, sh)  # runs of contiguous elements
+    numbers = (h, *row, g["oh"], g["ow"] * kernel.shape[0], kernel.shape[2], g["padding"][0])
+    ev_i, ev_v = ctx.events(c_in * w)
+    ctx.call(synapses.conv_band, x.expr, ctx.param("weight", band.ravel()), y, ctx.integers("geometry", numbers), ev_i, ev_v, ctx.event_driven)
+
+
+def _scatter(ctx: NodeContext, x: Value, kernel: np.ndarray, g: dict, y: str, rows: bool = False) -> None:
+    """The rest: every (nonzero) input scatters its kernel patch (``kernels.conv_rows`` with
+    ``rows``: one group, unit stride and dilation along the width; else ``kernels.conv``)."""
+    c_in, h, w, sc, sh, sw = x.layout.spatial()
+    c_out, _, kh, kw = kernel.shape
+    (ph, pw), stride, dilation = g["padding"], g["stride"], g["dilation"]
+    in_group, out_group = c_in // ctx.node.groups, c_out // ctx.node.groups
+    # patch[c, kh, kw, j]: what input channel c adds at kernel offset (kh, kw) to channel j of its group
+    patch = np.stack([kernel[(c // in_group) * out_group : (c // in_group + 1) * out_group, c % in_group].transpose(1, 2, 0) for c in range(c_in)])
+    taps_h = ctx.integers("taps_h", convolution.taps(h, kh, stride[0], ph, dilation[0], g["oh"]))
+    if rows:
+        reversed_columns = np.ascontiguousarray(patch[:, :, ::-1, :]).reshape(c_in, kh, kw * c_out)
+        numbers = (c_in, h, w, sc, sh, sw, g["ow"], c_out, kw, pw)
+        ev_c, ev_v = ctx.events(c_in)
+        ctx.call(kernels.conv_rows, x.expr, ctx.param("weight", reversed_columns), y, ctx.integers("geometry", numbers), taps_h, ev_c, ev_v, ctx.event_driven)
+    else:
+        numbers = (c_in, h, w, sc, sh, sw, g["ow"], c_out, in_group, out_group)
+        taps_w = ctx.integers("taps_w", convolution.taps(w, kw, stride[1], pw, dilation[1], g["ow"]))
+        ctx.call(kernels.conv, x.expr, ctx.param("weight", patch), y, ctx.integers("geometry", numbers), taps_h, taps_w, ctx.event_driven)
+
+
+#: The emitters of the kernels :func:`.convolution.choose` names.
+CONVOLUTIONS = {"planes": _planes, "band": _band, "rows": partial(_scatter, rows=True), "taps": _scatter}
 
 
 @RULES.register(Conv1d, Conv2d)
 @synapse
 def conv(ctx: NodeContext) -> None:
-    """Convolution as a scatter of kernel patches into a channels-last output (see kernels.conv and
-    kernels.conv_rows), then the bias; Conv1d is a Conv2d of height one."""
+    """Convolution into a channels-last output with the kernel :func:`.convolution.choose` picks
+    (tap planes, band rows, or a scatter), then the bias; Conv1d is a Conv2d of height one."""
     node = ctx.node
     x = ctx.spatial_input()
-    c_in, h, w, sc, sh, sw = x.layout.spatial()
+    c_in, h, w = x.layout.spatial()[:3]
     planar = node.weight.ndim == 4
     kernel = node.weight if planar else node.weight[:, :, None, :]
-    stride = node.stride if planar else (1, node.stride[0])
-    padding = node.padding if planar else (0, node.padding[0])
-    dilation = node.dilation if planar else (1, node.dilation[0])
     out_layout = Layout.channels_last(ctx.shape)
     c_out, oh, ow = out_layout.spatial()[:3]
-    kh, kw = kernel.shape[2:]
-    in_group, out_group = c_in // node.groups, c_out // node.groups
-    # patch[c, kh, kw, j]: what input channel c adds at kernel offset (kh, kw) to channel j of its group
-    patch = np.stack([kernel[(c // in_group) * out_group : (c // in_group + 1) * out_group, c % in_group].transpose(1, 2, 0) for c in range(c_in)])
-    taps_h = ctx.integers("taps_h", _taps(h, kh, stride[0], padding[0], dilation[0], oh))
+    geometry = {
+        "c": c_in, "h": h, "w": w, "oh": oh, "ow": ow,
+        "stride": tuple(node.stride) if planar else (1, node.stride[0]),
+        "padding": tuple(node.padding) if planar else (0, node.padding[0]),
+        "dilation": tuple(node.dilation) if planar else (1, node.dilation[0]),
+    }
+    strategy = convolution.choose(ctx.event_driven, kernel, node.groups, geometry)
     y = ctx.output(out_layout)
     mode = "event-driven" if ctx.event_driven else "dense"
-    ctx.code(f"# {ctx.title}: {c_in}x{h}x{w} -> {c_out}x{oh}x{ow} (channels-last), kernel {(kh, kw)}, {mode}")
-    if node.groups == 1 and stride[1] == 1 and dilation[1] == 1:
-        rows = np.ascontiguousarray(patch[:, :, ::-1, :]).reshape(c_in, kh, kw * c_out)  # kernel columns reversed
-        geometry = ctx.integers("geometry", (c_in, h, w, sc, sh, sw, ow, c_out, kw, padding[1]))
-        ev_c, ev_v = ctx.events(c_in)
-        ctx.call(kernels.conv_rows, x.expr, ctx.param("weight", rows), y, geometry, taps_h, ev_c, ev_v, ctx.event_driven)
-    else:
-        geometry = ctx.integers("geometry", (c_in, h, w, sc, sh, sw, ow, c_out, in_group, out_group))
-        taps_w = ctx.integers("taps_w", _taps(w, kw, stride[1], padding[1], dilation[1], ow))
-        ctx.call(kernels.conv, x.expr, ctx.param("weight", patch), y, geometry, taps_h, taps_w, ctx.event_driven)
+    ctx.code(f"# {ctx.title}: {c_in}x{h}x{w} -> {c_out}x{oh}x{ow} (channels-last), kernel {kernel.shape[2:]}, {mode}, {strategy}")
+    CONVOLUTIONS[strategy](ctx, x, kernel, geometry, y)
     if node.bias is not None:
         ctx.call(kernels.add_bias, y, ctx.per_neuron("bias", node.bias.reshape(-1, *(1,) * (len(ctx.shape) - 1)), out_layout))
 

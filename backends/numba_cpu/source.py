@@ -30,7 +30,7 @@ from numba import njit, prange
 # order of float32 operations is part of the semantics and no multiply-add may be fused.
 DECORATOR = "@njit(cache=True, nogil=True, error_model='numpy'{extra})"
 
-SIGNATURE = "steps, t0, P, IP, state, hist, work, record, slots"
+SIGNATURE = "steps, P, IP, F, I, record"
 
 
 def _describe(gen: Any, name: str) -> str:
@@ -60,40 +60,65 @@ def _imports(gen: Any) -> list[str]:
     return lines
 
 
+def _finite(gen: Any) -> str:
+    """The test that the inputs hold only finite values."""
+    return " and ".join(f"{gen.function(kernels.all_finite)}({raw})" for raw in gen.raw_args)
+
+
+def _unpack(gen: Any) -> list[str]:
+    """Views of the packed arguments: the record slots, the inputs as ``[T, B, n]`` / ``[B, n]``."""
+    lines = ["    B = I[1]", "    t0 = I[0]", "    slots = I[2:]"]
+    for name, raw, sequence, input_name in zip(gen.input_args, gen.raw_args, gen.input_sequence, gen.graph.inputs):
+        size = gen.values[input_name].layout.size
+        shape = f"({raw}.shape[0] // max(B, 1), B, {size})" if sequence else f"(B, {size})"
+        lines.append(f"    {name} = {raw}.reshape({shape})")
+    return lines
+
+
 def assemble(gen: Any) -> str:
     """The module text: header, ``samples`` and ``run_parallel``."""
     nodes = "\n".join(_describe(gen, name) for name in gen.order if name in gen.values)
     lines = HEADER.format(graph=ascii(gen.graph.name), nodes=nodes).splitlines() + _imports(gen)
-    args = ", ".join([SIGNATURE, *gen.input_args, *(b.name for b in gen.batched)])
+    args = ", ".join([SIGNATURE, *gen.raw_args, *(b.name for b in gen.batched)])
     lines += [
         "",
         "",
         DECORATOR.format(extra=""),
-        f"def samples(b0, b1, check, {args}):",
-        '    """Advance samples b0 .. b1 - 1 by `steps` steps from absolute step t0; with `check`, first',
-        '    return False, changing nothing, if an input holds a non-finite value."""',
-        "    B = state.shape[0]",
+        f"def samples(b0, b1, mode, {args}):",
+        '    """Advance samples b0 .. b1 - 1 of a batch of I[1] by `steps` steps from absolute step I[0].',
+        "    F packs the state, history and workspace rows of the samples (B rows of each, in that order);",
+        "    recordings go to offsets I[2:] of `record`. `mode` 0: part of a run (inputs checked by the",
+        "    caller); 1: a streaming step: first return False, changing nothing, if an input holds a",
+        '    non-finite value; on success I[0] advances."""',
+        *_unpack(gen),
     ]
-    if gen.input_args:
-        finite = " and ".join(f"{gen.function(kernels.all_finite)}({name})" for name in gen.input_args)
-        lines += [f"    if check and not ({finite}):", "        return False"]
-    lines += [*gen.prologue.lines, "    for b in range(b0, b1):", "        st = state[b]", "        hs = hist[b]", "        wk = work[b]"]
+    if gen.raw_args:
+        lines += [f"    if mode == 1 and not ({_finite(gen)}):", "        return False"]
+    lines += [*gen.prologue.lines, "    for b in range(b0, b1):"]
+    # this sample's rows of F (1-D slices: cheaper to compile than 2-D views)
+    state, history, work = gen.state_size, gen.history_size, gen.work_size
+    lines += [
+        f"        st = F[b * {state} : (b + 1) * {state}]",
+        f"        hs = F[B * {state} + b * {history} : B * {state} + (b + 1) * {history}]",
+        f"        wk = F[B * {state + history} + b * {work} : B * {state + history} + (b + 1) * {work}]",
+    ]
     lines += gen.per_sample.lines
     if gen.hoisted.lines:
         lines += ["        # time-invariant nodes: computed once per call", *gen.hoisted.lines]
     lines += ["        for t in range(steps):", "            ta = t0 + t", *gen.loop.lines]
-    lines += ["            # record outputs and probes", *gen.records.lines, *gen.pushes.lines, "    return True"]
+    lines += ["            # record outputs and probes", *gen.records.lines, *gen.pushes.lines]
+    lines += ["    if mode == 1:", "        I[0] = t0 + steps", "    return True"]
     lines += [
         "",
         "",
         DECORATOR.format(extra=", parallel=True"),
-        f"def run_parallel({args}):",
+        f"def run_parallel(mode, {args}):",
         '    """Run every sample, in parallel over the batch (with the argument types of the serial',
         '    calls, so that numba reuses the compiled `samples`)."""',
-        "    check = steps < 0  # False, typed as a run-time bool",
-        "    for b in prange(state.shape[0]):",
+        "    for b in prange(I[1]):",
         "        first = np.int64(b)",
-        f"        samples(first, first + 1, check, {args})",
+        f"        samples(first, first + 1, mode, {args})",
+        "    return True",
     ]
     return "\n".join(lines) + "\n"
 

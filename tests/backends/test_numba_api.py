@@ -166,6 +166,53 @@ def test_step_converts_other_dtypes_and_layouts(cache):
         np.testing.assert_array_equal(model.step(x)["lif_membrane"], reference.step(x)["lif_membrane"], err_msg=str(t))
 
 
+def test_step_fast_path_falls_back_for_inputs_it_cannot_read_in_place(cache):
+    """step() hands a float32 C-contiguous array straight to the kernel; a read-only, byte-swapped or
+    strided one is rejected there (no new compilation) and converted by the shared checks instead.
+    Each result is the caller's own copy: the next step does not overwrite it."""
+    graph, data, reference, model = _both("recurrent_lif", cache)
+    model.reset(3)
+    reference.reset(3)
+    read_only = data[2].copy()
+    read_only.flags.writeable = False
+    inputs = [data[0], data[1].astype(">f4"), read_only, np.asfortranarray(data[3]), data[4]]
+    kept = []
+    for t, x in enumerate(inputs):
+        kept.append((model.step(x), reference.step(x)))
+    for t, (found, expected) in enumerate(kept):
+        np.testing.assert_array_equal(found["lif_membrane"], expected["lif_membrane"], err_msg=str(t))
+    assert len(model._module.samples.signatures) == 1
+
+
+def _same_error(reference, model, call):
+    with pytest.raises(InputError) as expected:
+        call(reference)
+    with pytest.raises(InputError) as found:
+        call(model)
+    assert str(found.value) == str(expected.value)
+
+
+def test_non_finite_float32_inputs_raise_the_reference_error(cache):
+    """run() reads a ready float32 array in place and tests each sample inside the kernel; step()
+    tests the whole step first. A NaN anywhere, even in the last sample or in a step beyond num_steps,
+    raises the reference's message, and a failed step leaves the stream as it was. (The prange
+    driver's test: test_threads_option_is_applied_and_restored.)"""
+    graph, data, reference, model = _both("recurrent_lif", cache)
+    for position in (0, -1, data.size // 2):
+        bad = data.copy()
+        bad.flat[position] = np.nan
+        _same_error(reference, model, lambda m: m.run(bad))
+        _same_error(reference, model, lambda m: m.run(bad, num_steps=2))
+    model.reset(3)
+    reference.reset(3)
+    model.step(data[0])
+    reference.step(data[0])
+    bad = data[1].copy()
+    bad[-1, -1] = np.inf
+    _same_error(reference, model, lambda m: m.step(bad))
+    np.testing.assert_array_equal(model.step(data[1])["lif_membrane"], reference.step(data[1])["lif_membrane"])
+
+
 def test_event_driven_synapses_never_read_rows_of_silent_inputs(cache):
     """Poison the weight row of an input that never spikes: event-driven results stay finite, the
     dense loop multiplies it by zero and gets NaN. (The cost-follows-activity claim, as behaviour.)"""
@@ -216,6 +263,9 @@ def test_threads_option_is_applied_and_restored(cache):
     before = numba.get_num_threads()
     np.testing.assert_array_equal(model.run(data)["lif3_out"], reference.run(data)["lif3_out"])
     assert numba.get_num_threads() == before
+    bad = data.copy()
+    bad.flat[-1] = np.nan  # the last sample: prange tests each sample inside the kernel
+    _same_error(reference, model, lambda m: m.run(bad))
 
 
 def test_overrides_replace_an_emit_rule(cache):

@@ -5,6 +5,8 @@ The default path (compiler-chosen event-driven synapses, serial for the conforma
 run by tests/conformance for every case; here the other code paths run the same cases.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,57 @@ def test_mixed_layouts_match_reference(event_driven, cache):
     assert "K.gather_into" in model.source  # the permuted Flatten output was gathered for the Conv1d
     for key in expected.probes:
         np.testing.assert_array_equal(found.probes[key], expected.probes[key], err_msg=key)
+
+
+def _conv_graph(rng, channels_last_input):
+    """Convolutions that take the band kernel when event-driven and the plane kernel when dense:
+    padding, a dilated width, an unpadded canonical input (read in place) and a channels-last one."""
+    builder = GraphBuilder("convs", num_steps=8)
+    x = builder.input("x", (3, 9, 10), encoding="sequence")
+    if channels_last_input:  # a conv output is stored channels-last
+        x = builder.add("lif0", LIF(0.5, threshold=0.3), builder.add("conv0", Conv2d(weight=rng.normal(size=(4, 3, 1, 1)).astype(np.float32), bias=None), x))
+    c = 4 if channels_last_input else 3
+    a = builder.add("conv_a", Conv2d(weight=rng.normal(size=(5, c, 3, 3)).astype(np.float32), bias=None, padding=(1, 2), dilation=(1, 2)), x)
+    b = builder.add("conv_b", Conv2d(weight=rng.normal(size=(5, c, 2, 4)).astype(np.float32), bias=rng.normal(size=5).astype(np.float32)), x)
+    builder.output("a", builder.add("lif_a", LIF(0.8), a), "membrane")
+    builder.output("b", builder.add("lif_b", LIF(0.8), b), "membrane")
+    return builder.build(seed=2)
+
+
+@pytest.mark.parametrize("channels_last_input", [False, True])
+def test_band_and_plane_convolutions_agree_bit_for_bit_on_general_floats(channels_last_input, cache):
+    """Both sum a convolution's inputs row by row, each row in storage order, so the event-driven band
+    kernel (skipping zeros) and the dense plane kernel (adding them) agree exactly on general floats;
+    against the reference (BLAS order) they agree to float32 rounding."""
+    rng = np.random.default_rng(5)
+    graph = _conv_graph(rng, channels_last_input)
+    data = spike_train(rng, (8, 3, 3, 9, 10), 0.3) * rng.uniform(0.5, 2.0, size=(8, 3, 3, 9, 10)).astype(np.float32)
+    probes = ["conv_a", "conv_b"]
+    event = snnir.compile(graph, "numba", event_driven=True, cache_dir=cache)
+    dense = snnir.compile(graph, "numba", event_driven=False, cache_dir=cache)
+    for model, kernel in ((event, "band"), (dense, "planes")):
+        assert re.findall(r"# 'conv_[ab]' \(Conv2d\).*, (\w+)$", model.source, re.M) == [kernel, kernel]
+    found, other = event.run(data, probes=probes), dense.run(data, probes=probes)
+    expected = snnir.compile(graph, "reference").run(data, probes=probes)
+    for key in probes:
+        np.testing.assert_array_equal(found.probes[key], other.probes[key], err_msg=key)
+        np.testing.assert_allclose(found.probes[key], expected.probes[key], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 200])
+def test_nonzeros_lists_every_nonzero_input_in_order(size):
+    """The event lists of the synapses: every nonzero value (a -0.0 counts as zero), in order, at the
+    requested position, with row offsets base + stride * index; dense mode lists everything."""
+    from snnir.backends.numba_cpu.synapses import nonzeros
+
+    rng = np.random.default_rng(size)
+    x = np.where(rng.random(size) < 0.3, rng.normal(size=size), 0.0).astype(np.float32)
+    x[rng.random(size) < 0.1] = -0.0
+    ev_i, ev_v = np.full(size + 3, -1, np.int64), np.zeros(size + 3, np.float32)
+    n = nonzeros(x, ev_i, ev_v, 3, 7, 5, True)
+    where = np.flatnonzero(x)
+    assert n == 3 + where.size
+    np.testing.assert_array_equal(ev_i[3:n], 7 + 5 * where)
+    np.testing.assert_array_equal(ev_v[3:n], x[where])
+    assert nonzeros(x, ev_i, ev_v, 0, 0, 1, False) == size
+    np.testing.assert_array_equal(ev_v[:size], x)
