@@ -162,15 +162,16 @@ def stream(model: Any, spikes: np.ndarray) -> Callable[[], None]:
 
 
 def kernel_only(model: Any, spikes: np.ndarray) -> Callable[[], None]:
-    """The compiled kernel called directly, one streaming step per call, as ``step()`` calls it: the
-    floor under ``step()`` (which adds its Python-side checks and a Result of copied arrays). Uses the
-    model's internals, for this measurement only."""
+    """The compiled kernel called directly, one streaming step per call, as ``step()`` calls it (its
+    entry point with the stream's arguments bound), recording every step into one row: the floor
+    under ``step()``, which adds its Python-side checks and a Result per step. Uses the model's
+    internals, for this measurement only."""
 
     def loop() -> None:
         model.reset(spikes.shape[1])
-        kernel, args = model._stream.fast
+        kernel, (row, _) = model._stream.fast, model._stream.refill()
         for t in range(spikes.shape[0]):
-            kernel(*args, spikes[t])
+            kernel(row, spikes[t])
 
     return loop
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from functools import partial
+from itertools import repeat
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numba
 import numpy as np
@@ -42,6 +44,8 @@ from .generator import Program
 from .kernels import all_finite
 
 FLOAT32 = np.dtype(np.float32)
+#: Fast streaming steps recorded per chunk of rows, and the most bytes a chunk may take.
+CHUNK_STEPS, CHUNK_BYTES = 256, 1 << 18
 #: ``mode`` of the generated ``samples`` (see source.py): part of a run, or a streaming step.
 RUN, STEP = 0, 1
 
@@ -60,21 +64,40 @@ class _Plan:
 class _Stream:
     """Streaming state in one float32 buffer ``F`` (neuron states, delay rings and node buffers, each
     ``[B, ...]``) and one int64 vector ``I`` (absolute step counter, batch size, then the record slots
-    of the outputs); ``record`` receives the outputs of a step on the fast path of ``step``."""
+    of the outputs); the fast path of ``step`` records each step into a row of a chunk (``refill``)."""
 
     def __init__(self, batch_size: int, program: Program, outputs: _Plan):
         b = self.batch_size = batch_size
         self.F = np.empty(b * (program.state_size + program.history_size + program.work_size), np.float32)
         self.F[: b * (program.state_size + program.history_size)] = 0  # node buffers are written before they are read
         self.I = np.concatenate([np.array([0, b], np.int64), outputs.slots])
-        self.record = np.empty(outputs.total, np.float32)
         self.plans: dict[tuple, _Plan] = {(): outputs}
-        #: the outputs of the last fast step, views of ``record`` (each Result gets copies)
-        self.views = [(key, self.record[start:stop].reshape(shape)) for key, start, stop, shape, _, _ in outputs.entries]
-        #: the fast path of ``step``: the kernel and its arguments but the input (None: no fast path),
-        #: and the input shape it takes
-        self.fast: tuple[Any, tuple] | None = None
+        #: the fast path of ``step``: the compiled kernel's entry point with every argument bound but
+        #: the record row and the input (None: no fast path), and the input shape it takes
+        self.fast: Callable[[np.ndarray, np.ndarray], bool] | None = None
         self.input_shape: tuple[int, ...] = ()
+        #: (record row, its Result) for each coming fast step, made as they come (see ``refill``)
+        self.chunk: Iterator[tuple[np.ndarray, Result]] = iter(())
+
+    def refill(self) -> tuple[np.ndarray, Result]:
+        """A new chunk of record rows for the next fast steps; returns the first row and its Result.
+
+        Row ``i`` receives one step's outputs (at the offsets of the stream's output plan, like a
+        one-step record buffer) and that step's Result holds views of it: arrays that no later step
+        writes, so the caller may keep them, for the cost of a view instead of a copy. Rows and
+        Results are made by iterators as the steps come, so a reset discards nothing already built;
+        a chunk takes at most ``CHUNK_BYTES`` (a kept result keeps its chunk alive)."""
+        plan = self.plans[()]
+        rows = max(1, min(CHUNK_STEPS, CHUNK_BYTES // max(1, 4 * plan.total)))
+        block = np.empty((rows, plan.total), np.float32)
+        columns = []
+        for key, start, _, shape, _, copy in plan.entries:
+            strides = tuple(4 * math.prod(shape[k + 1 :]) for k in range(len(shape)))
+            views = np.ndarray((rows, *shape), np.float32, block, 4 * start, (block.strides[0], *strides))
+            # a key recording the same quantity as an earlier one gets its own copy, as in run()
+            columns.append(zip(repeat(key), map(np.ndarray.copy, views) if copy else views))
+        self.chunk = zip(block, map(Result, map(dict, zip(*columns)), map(dict, repeat(()))))
+        return next(self.chunk)
 
     @property
     def step_index(self) -> int:
@@ -256,15 +279,18 @@ class NumbaModel(CompiledModel):
         stream.input_shape = (self.batch_size, *self._first_shape)
         if self._step_kernel is False and self._single and not self.program.batched and self.batch_size:
             self._step_kernel = self._stream_kernel()  # once per model: it does not depend on the batch
-        kernel = self._step_kernel if self.batch_size else None
-        if kernel is not None and kernel is not False:
+        entry = self._step_kernel if self.batch_size else None
+        if entry is not None and entry is not False:
             program = self.program
-            stream.fast = (kernel, (0, self.batch_size, STEP, 1, program.params, program.index, stream.F, stream.I, stream.record))
+            args = (0, self.batch_size, STEP, 1, program.params, program.index, stream.F, stream.I)
+            stream.fast = partial(entry, *args)  # binds the arguments once: no tuple of 10 per step
 
     def _stream_kernel(self) -> Any:
-        """``samples`` with the signature of a streaming step compiled (or loaded from the disk cache)
-        and further compiling disabled: numba's own argument check then rejects, with a TypeError,
-        any other dtype, layout or a read-only input, which ``step`` sends to the shared checks."""
+        """The entry point of ``samples`` compiled (or loaded from the disk cache) for the streaming
+        step's signature, with further compiling disabled (so the checked path, which calls the
+        dispatcher with the same types, never compiles a second specialisation). The entry point
+        skips the dispatcher's type resolution but checks nothing: ``step`` calls it only with an
+        input of exactly that type (float32, C-contiguous, aligned, writable, the stream's shape)."""
         kernel = self._module.samples
         integer, vector, index = numba.types.int64, numba.types.float32[::1], numba.types.int64[::1]
         x = numba.types.Array(numba.types.float32, 1 + len(self._first_shape), "C")
@@ -275,25 +301,25 @@ class NumbaModel(CompiledModel):
             except RuntimeError:  # compiling was disabled for another signature: no fast path
                 return None
         kernel.disable_compile()
-        return kernel
+        return kernel.overloads[signature].entry_point
 
     def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
         stream = self._stream
         if stream is None:
             raise InputError("step() needs a stream: call reset(batch_size) first")
         fast = stream.fast
-        if fast is not None and not probes and type(inputs) is np.ndarray and inputs.shape == stream.input_shape:
-            # the real-time path: one compiled call that tests the input first (a TypeError from
-            # numba or a non-finite value falls through to the shared checks below)
-            try:
-                done = fast[0](*fast[1], inputs)
-            except TypeError:
-                done = False
-            if done:
-                outputs = {}
-                for key, view in stream.views:  # a plain loop: a comprehension costs a call
-                    outputs[key] = view.copy()
-                return Result(outputs, {})
+        if (
+            fast is not None
+            and not probes
+            and type(inputs) is np.ndarray
+            and inputs.dtype == FLOAT32
+            and inputs.shape == stream.input_shape
+            and inputs.flags.carray  # C-contiguous, aligned and writable: the compiled signature's type
+        ):
+            # the real-time path: one compiled call, which records into a fresh row of the chunk
+            row, result = next(stream.chunk, None) or stream.refill()
+            if fast(row, inputs):  # the kernel tests the input first: a non-finite value goes to the checks
+                return result
         requested = parse_probes(self.graph, probes) if probes else []
         arrays = prepare_step_inputs(self.graph, inputs, stream.batch_size)
         keys = tuple(p.key for p in requested)

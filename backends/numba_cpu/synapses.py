@@ -55,6 +55,29 @@ def _trailing_zeros(typing_context, value):
     return value(value), codegen
 
 
+@intrinsic
+def _nonzero_mask64(typing_context, bits, start):
+    """Bit ``j`` of the result: whether ``bits[start + j] & MAGNITUDE`` is nonzero, for the 64 words
+    from ``start`` (which must exist) of a contiguous uint32 vector. One ``<64 x i32>`` load, mask and
+    compare, whose ``<64 x i1>`` result is the integer: LLVM emits a few vector tests into mask
+    registers (``vptestmd`` + ``kmov`` with AVX-512), where the scalar loop shifts and ORs 64 times."""
+    if not (
+        isinstance(bits, types.Array) and bits.dtype == types.uint32 and bits.ndim == 1 and bits.layout == "C"
+        and isinstance(start, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        vector = ir.VectorType(ir.IntType(32), 64)
+        pointer = builder.bitcast(builder.gep(data, [args[1]]), vector.as_pointer())
+        words = builder.and_(builder.load(pointer, align=4), ir.Constant(vector, [int(MAGNITUDE)] * 64))
+        flags = builder.icmp_unsigned("!=", words, ir.Constant(vector, [0] * 64))
+        return builder.bitcast(flags, ir.IntType(64))  # element j is bit j
+
+    return types.uint64(bits, start), codegen
+
+
 @jit
 def nonzeros(x, ev_i, ev_v, n, base, stride, skip_zeros):
     """Append ``(base + stride·j, x[j])`` for every nonzero ``x[j]`` (every ``x[j]`` if not
@@ -69,9 +92,12 @@ def nonzeros(x, ev_i, ev_v, n, base, stride, skip_zeros):
     size = x.size
     start = 0
     while start < size:
-        mask = np.uint64(0)
-        for j in range(min(64, size - start)):
-            mask |= np.uint64((bits[start + j] & MAGNITUDE) != 0) << np.uint64(j)
+        if start + 64 <= size:
+            mask = _nonzero_mask64(bits, start)
+        else:  # the last, partial block
+            mask = np.uint64(0)
+            for j in range(size - start):
+                mask |= np.uint64((bits[start + j] & MAGNITUDE) != 0) << np.uint64(j)
         while mask != 0:
             j = start + np.int64(_trailing_zeros(mask))
             ev_i[n] = base + stride * j
