@@ -14,21 +14,26 @@ from snnir.errors import InputError  # noqa: E402
 
 
 def test_it_applies_on_glibc_and_freed_tensors_are_recycled():
+    # Faults are counted over several alloc/free cycles and the fewest kept: the kernel may reclaim
+    # idle pages of any process now and then (e.g. DAMON), which faults them back in once.
     code = (
         "import resource, torch\n"
         "from snnir.backends.pytorch import keep_freed_memory\n"
         "applied = keep_freed_memory()\n"
         "torch.empty(8 << 20, dtype=torch.uint8).fill_(1)\n"  # 8 MiB: mapped afresh without the tuning
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "torch.empty(8 << 20, dtype=torch.uint8).fill_(1)\n"
-        "print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+        "faults = []\n"
+        "for _ in range(5):\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    torch.empty(8 << 20, dtype=torch.uint8).fill_(1)\n"
+        "    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+        "print(applied, min(faults))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout.split()
     if allocator._glibc() is None:
         assert out[0] == "False"
         return
     assert out[0] == "True"
-    assert int(out[1]) < 256  # the second 8 MiB tensor reuses the first one's pages (2048 faults otherwise)
+    assert int(out[1]) < 256  # a later 8 MiB tensor reuses the first one's pages (2048 faults otherwise)
 
 
 def test_it_does_nothing_without_glibc(monkeypatch):
