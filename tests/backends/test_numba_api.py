@@ -169,7 +169,7 @@ def test_step_converts_other_dtypes_and_layouts(cache):
 def test_step_fast_path_falls_back_for_inputs_it_cannot_read_in_place(cache):
     """step() hands a float32 C-contiguous array straight to the kernel; a read-only, byte-swapped or
     strided one is rejected there (no new compilation) and converted by the shared checks instead.
-    Each result is the caller's own copy: the next step does not overwrite it."""
+    Each result is the caller's own: the next step does not overwrite it."""
     graph, data, reference, model = _both("recurrent_lif", cache)
     model.reset(3)
     reference.reset(3)
@@ -182,6 +182,22 @@ def test_step_fast_path_falls_back_for_inputs_it_cannot_read_in_place(cache):
     for t, (found, expected) in enumerate(kept):
         np.testing.assert_array_equal(found["lif_membrane"], expected["lif_membrane"], err_msg=str(t))
     assert len(model._module.samples.signatures) == 1
+
+
+def test_fast_steps_across_record_chunks_keep_every_result(cache, monkeypatch):
+    """Fast steps record into rows of a chunk and start a new chunk when one is used up: with
+    two rows a chunk, five kept results span three chunks and each still holds its own step."""
+    from snnir.backends.numba_cpu import model as numba_model
+
+    monkeypatch.setattr(numba_model, "CHUNK_STEPS", 2)
+    graph, data, reference, model = _both("recurrent_lif", cache)
+    model.reset(3)
+    reference.reset(3)
+    kept = [(model.step(x), reference.step(x)) for x in data[:5]]
+    for t, (found, expected) in enumerate(kept):
+        for key in expected.outputs:
+            np.testing.assert_array_equal(found[key], expected[key], err_msg=f"{key} at step {t}")
+    assert len({id(found["lif_membrane"].base) for found, _ in kept}) == 3
 
 
 def _same_error(reference, model, call):
