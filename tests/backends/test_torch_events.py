@@ -42,7 +42,7 @@ def test_non_binary_or_dense_inputs_take_the_dense_path():
     graded[1, 2] = 0.5
     dense = (torch.rand(5, 6) < 0.9).float()
     for x in (graded, dense):
-        assert events._events(x) is None
+        assert events._binary_mask(x) is None
         assert torch.equal(events.event_linear(x, weight, None), F.linear(x, weight))
 
 
@@ -109,3 +109,20 @@ def test_wide_linears_keep_the_dense_forward_and_take_event_weight_gradients():
         torch.testing.assert_close(a, b)
     with torch.no_grad():  # inference and narrow layers stay plain F.linear
         assert layer(inputs.reshape(24, 30)).grad_fn is None
+
+
+@pytest.mark.parametrize("outputs", [events.COLUMNS_PER_PASS - 1, 2 * events.COLUMNS_PER_PASS + 5])
+def test_wide_layers_sum_their_bags_a_slice_of_columns_at_a_time_with_the_same_bits(outputs):
+    """Several passes over column slices (wide layers, on the CPU) give exactly one full pass's sums."""
+    generator = torch.Generator().manual_seed(8)
+    x = (torch.rand(60, 50, generator=generator) < 0.2).float()
+    weight = torch.randn(outputs, 50, generator=generator, requires_grad=True)
+    grad = torch.randn(60, outputs, generator=generator)
+    samples, inputs = x.nonzero().unbind(1)
+    offsets = events._offsets(torch.bincount(samples, minlength=60))
+    one_pass = F.embedding_bag(inputs, weight.detach().t().contiguous(), offsets, mode="sum")
+    found = events.event_linear(x, weight, None)
+    assert torch.equal(found, one_pass)
+    (found_grad,) = torch.autograd.grad(found, (weight,), grad)
+    torch.testing.assert_close(found_grad, grad.t() @ x)
+    torch.testing.assert_close(events.event_weight_grad(x, grad), grad.t() @ x)
