@@ -32,7 +32,7 @@ from .training import History, evaluate, fit, load_checkpoint, save_checkpoint
 
 
 class TorchBackend:
-    """``snnir.compile(graph, "torch", device=None, dtype=torch.float32, overrides=None, event_driven=False, chunk_steps=None)``."""
+    """``snnir.compile(graph, "torch", device=None, dtype=torch.float32, overrides=None, event_driven=None, chunk_steps=None)``."""
 
     name = "torch"
     extra = "torch"
@@ -49,14 +49,17 @@ class TorchBackend:
         device: Any = None,
         dtype: torch.dtype = torch.float32,
         overrides: Mapping | None = None,
-        event_driven: bool = False,
+        event_driven: bool | None = None,
         chunk_steps: int | None = None,
     ) -> TorchModel:
         """Lower ``graph`` to a :class:`TorchModel` on ``device`` (default CPU) in ``dtype`` (float32/float64).
 
-        ``event_driven=True`` lets Linear layers fed directly by a ``sequence`` input of sparse 0/1
-        spikes work from the spike events (:mod:`snnir.backends.pytorch.events`): faster on sparse
-        spike data, sums in a different order than a GEMM (last-bit differences on general floats).
+        ``event_driven`` chooses how Linear layers fed directly by a ``sequence`` input or a spiking
+        layer treat sparse 0/1 inputs (:mod:`snnir.backends.pytorch.events`): None (default) sums
+        the weight columns of the input events in wide layers wherever that reproduces the GEMM bit
+        for bit (calibrated per shape on the CPU), the GEMM elsewhere; True sums events in every such
+        layer (in input order where the GEMM's order is unknown: last-bit differences on general
+        floats); False keeps the GEMM.
         ``overrides`` maps node kinds to replacement lowering rules. ``chunk_steps`` fixes how many steps
         run at a time (default: whole sequences on GPUs, chunks of a few MiB per layer on the CPU);
         results and gradients are those of the whole sequence either way.

@@ -51,30 +51,35 @@ class Stateless(nn.Module):
         return node
 
 
-#: Linear layers with at least this many outputs compute their weight gradient from the input's
-#: spike events on the CPU when the input is binary and sparse (gathering beats a GEMM there).
-EVENT_GRAD_MIN_OUTPUTS = 128
+#: Linear layers with at least this many outputs work from the events of a binary, sparse input on
+#: the CPU (by default: the weight gradient always, the forward pass where it matches the GEMM bit
+#: for bit); narrower ones keep the GEMM, which is cheaper there than scanning the input.
+EVENT_MIN_OUTPUTS = 128
 
 
 class Linear(Stateless):
     """``y = x Wᵀ + b`` (``F.linear``).
 
-    Event-driven forward over binary inputs when ``event_driven`` is set (opt-in: its sums run in a
-    different order than the GEMM). Otherwise the forward pass is ``F.linear``, and on the CPU a wide
-    layer computes its weight gradient from the input's events when the input is binary and sparse
-    (:func:`.events.spike_grad_linear`: same values, different summation order of the gradient).
+    ``events`` (set by the model for a Linear fed by a ``sequence`` input or a spiking layer):
+    :data:`.events.EXACT` sums the weight columns of a binary, sparse input's events where that gives
+    the GEMM's result bit for bit (:mod:`.events`); :data:`.events.ALWAYS` does so in any case. The
+    dense path is ``F.linear``; on the CPU a wide layer then computes its weight gradient from the
+    input's events when the input is binary and sparse (:func:`.events.spike_grad_linear`: same
+    values, different summation order of the gradient).
     """
 
     def __init__(self, node):
         super().__init__()
         register(self, "weight", node.weight, True)
         register(self, "bias", node.bias, True)
-        self.event_driven = False
+        self.events: str | None = None
 
     def forward(self, x):
-        if self.event_driven and x.dim() == 2:
-            return event_linear(x, self.weight, self.bias)
-        if (x.dim() == 2 and x.device.type == "cpu" and self.weight.shape[0] >= EVENT_GRAD_MIN_OUTPUTS
+        if self.events is not None and x.dim() == 2:
+            y = event_linear(x, self.weight, self.bias, self.events)
+            if y is not None:
+                return y
+        if (x.dim() == 2 and x.device.type == "cpu" and self.weight.shape[0] >= EVENT_MIN_OUTPUTS
                 and self.weight.requires_grad and torch.is_grad_enabled()):
             return spike_grad_linear(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)

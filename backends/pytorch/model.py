@@ -39,7 +39,9 @@ from snnir.runtime import (
     prepare_step_inputs,
 )
 
+from .events import ALWAYS, EXACT
 from .execution import Plan, build_plan, simulate
+from .layers import EVENT_MIN_OUTPUTS, Linear
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -60,7 +62,7 @@ class TorchModel(nn.Module, CompiledModel):
     backend = "torch"
 
     def __init__(self, graph: Graph, rules: LoweringTable, *, device: Any = None, dtype: torch.dtype = torch.float32,
-                 event_driven: bool = False, chunk_steps: int | None = None):
+                 event_driven: bool | None = None, chunk_steps: int | None = None):
         nn.Module.__init__(self)
         CompiledModel.__init__(self, graph)
         if dtype not in DTYPES:
@@ -75,8 +77,7 @@ class TorchModel(nn.Module, CompiledModel):
             rule = rules.rule_for(node, name)
             self.keys[name] = _module_key(name, taken)
             self.layers[self.keys[name]] = rule(node, graph.input_shape(name), self.shapes[name])
-        if event_driven:
-            self._enable_events()
+        self._enable_events(event_driven)
         integral = isinstance(chunk_steps, (int, np.integer)) and not isinstance(chunk_steps, bool)
         if chunk_steps is not None and (not integral or chunk_steps < 1):
             raise InputError(f"chunk_steps must be a positive integer or None, found {chunk_steps!r}")
@@ -90,14 +91,23 @@ class TorchModel(nn.Module, CompiledModel):
         self.to(device=device, dtype=dtype)
 
     # -- structure ----------------------------------------------------------------------------------
-    def _enable_events(self) -> None:
-        """Mark Linear layers fed directly by a ``sequence`` input as event-driven (see :mod:`.events`)."""
+    def _enable_events(self, option: bool | None) -> None:
+        """Set the event mode of each Linear fed directly by a ``sequence`` input or a spiking layer
+        (see :mod:`.events`): None, the default, :data:`.events.EXACT` for layers with at least
+        ``EVENT_MIN_OUTPUTS`` outputs; True, :data:`.events.ALWAYS` for all of them; False, none."""
+        if option is not None and not isinstance(option, bool):
+            raise InputError(f"event_driven must be None (the default), True or False, found {option!r}")
+        if option is False:
+            return
         for name in self.keys:
             edges = self.graph.incoming(name)
             layer = self.layer(name)
-            source = self.graph.nodes[edges[0].src] if len(edges) == 1 else None
-            if hasattr(layer, "event_driven") and isinstance(source, Input) and source.encoding == "sequence" and not edges[0].delay:
-                layer.event_driven = True
+            if not isinstance(layer, Linear) or len(edges) != 1 or edges[0].delay:
+                continue
+            source = self.graph.nodes[edges[0].src]
+            spikes = getattr(source, "spiking", False) or (isinstance(source, Input) and source.encoding == "sequence")
+            if spikes and (option or layer.weight.shape[0] >= EVENT_MIN_OUTPUTS):
+                layer.events = ALWAYS if option else EXACT
 
     def layer(self, name: str) -> nn.Module:
         """The module lowered from node ``name``."""

@@ -1,5 +1,7 @@
-"""The opt-in event-driven Linear (``compile(..., event_driven=True)``) against the dense path."""
+"""The event-driven Linear (default where it matches the GEMM bit for bit; ``event_driven=True``: always)
+against the dense path."""
 
+import numpy as np
 import pytest
 
 import snnir
@@ -28,6 +30,7 @@ def test_event_linear_values_and_gradients_match_dense(density):
     bias = torch.randn(7, dtype=torch.float64, generator=generator, requires_grad=True)
     grad = torch.randn(40, 7, dtype=torch.float64, generator=generator)
     found = events.event_linear(x, weight, bias)
+    assert found is not None and found.grad_fn.name().startswith("EventLinear")
     found_grads = torch.autograd.grad(found, (weight, bias), grad)
     expected = F.linear(x, weight, bias)
     expected_grads = torch.autograd.grad(expected, (weight, bias), grad)
@@ -43,21 +46,35 @@ def test_non_binary_or_dense_inputs_take_the_dense_path():
     dense = (torch.rand(5, 6) < 0.9).float()
     for x in (graded, dense):
         assert events._binary_mask(x) is None
-        assert torch.equal(events.event_linear(x, weight, None), F.linear(x, weight))
+        for mode in (events.EXACT, events.ALWAYS):
+            assert events.event_linear(x, weight, None, mode) is None
 
 
-def _fc(event_driven):
+def _fc(event_driven, hidden=32):
     builder = GraphBuilder(num_steps=20)
     x = builder.input("x", (100,), encoding="sequence")
-    lif = builder.add("lif", LIF(0.9), builder.add("fc1", Linear(32, weight=None), x))
+    lif = builder.add("lif", LIF(0.9), builder.add("fc1", Linear(hidden, weight=None), x))
     builder.output("spikes", builder.add("out", LIF(0.9), builder.add("fc2", Linear(4), lif)))
     return snnir.compile(builder.build(seed=3), "torch", event_driven=event_driven)
 
 
-def test_only_linears_fed_by_a_sequence_input_turn_event_driven():
-    model = _fc(True)
-    assert model.layer("fc1").event_driven and not model.layer("fc2").event_driven
-    assert not _fc(False).layer("fc1").event_driven
+def test_linears_fed_by_spikes_choose_their_event_mode():
+    from snnir.backends.pytorch.layers import EVENT_MIN_OUTPUTS
+
+    forced = _fc(True)
+    assert forced.layer("fc1").events == events.ALWAYS and forced.layer("fc2").events == events.ALWAYS
+    assert _fc(False).layer("fc1").events is None and _fc(False).layer("fc2").events is None
+    default = _fc(None, hidden=EVENT_MIN_OUTPUTS)
+    assert default.layer("fc1").events == events.EXACT  # wide: a sequence input
+    assert default.layer("fc2").events is None  # narrow: the GEMM is cheaper
+    assert _fc(None).layer("fc1").events is None
+    builder = GraphBuilder(num_steps=3)
+    direct = builder.add("fc", Linear(EVENT_MIN_OUTPUTS), builder.input("x", (10,)))  # direct input: not spikes
+    builder.output("out", builder.add("lif", LIF(0.9), builder.add("fc2", Linear(EVENT_MIN_OUTPUTS), direct)))
+    model = snnir.compile(builder.build(seed=1), "torch", event_driven=True)
+    assert model.layer("fc").events is None and model.layer("fc2").events is None  # fc2 is fed by a Linear
+    with pytest.raises(snnir.InputError, match="event_driven"):
+        _fc("yes")
 
 
 def test_event_driven_training_keeps_little_for_the_backward_pass():
@@ -65,6 +82,7 @@ def test_event_driven_training_keeps_little_for_the_backward_pass():
     kept = {}
     for mode in (False, True):
         model = _fc(mode)
+        model.layer("fc2").events = None  # the difference is then fc1's alone
         kept[mode] = saved_bytes(lambda: model(x)["spikes"].sum(), list(model.parameters()) + [x])
         loss = model(x)["spikes"].sum() + model(x)["spikes"].pow(2).sum()
         loss.backward()
@@ -91,12 +109,12 @@ def test_event_weight_gradient_declines_graded_or_dense_inputs():
 
 
 def test_wide_linears_keep_the_dense_forward_and_take_event_weight_gradients():
-    from snnir.backends.pytorch.layers import EVENT_GRAD_MIN_OUTPUTS
+    from snnir.backends.pytorch.layers import EVENT_MIN_OUTPUTS
 
     builder = GraphBuilder(num_steps=6)
     x = builder.input("x", (30,), encoding="sequence")
-    builder.output("spikes", builder.add("lif", LIF(0.9), builder.add("fc", Linear(EVENT_GRAD_MIN_OUTPUTS), x)))
-    model = snnir.compile(builder.build(seed=5), "torch", dtype=torch.float64)
+    builder.output("spikes", builder.add("lif", LIF(0.9), builder.add("fc", Linear(EVENT_MIN_OUTPUTS), x)))
+    model = snnir.compile(builder.build(seed=5), "torch", dtype=torch.float64, event_driven=False)
     inputs = (torch.rand(6, 4, 30, generator=torch.Generator().manual_seed(6)) < 0.1).double()
     layer = model.layer("fc")
     out = layer(inputs.reshape(24, 30))
@@ -112,17 +130,71 @@ def test_wide_linears_keep_the_dense_forward_and_take_event_weight_gradients():
 
 
 @pytest.mark.parametrize("outputs", [events.COLUMNS_PER_PASS - 1, 2 * events.COLUMNS_PER_PASS + 5])
-def test_wide_layers_sum_their_bags_a_slice_of_columns_at_a_time_with_the_same_bits(outputs):
+def test_wide_layers_sum_a_slice_of_columns_at_a_time_with_the_same_bits(outputs):
     """Several passes over column slices (wide layers, on the CPU) give exactly one full pass's sums."""
+    from snnir.backends.pytorch.gemm_order import blocked_sums, uniform
+
     generator = torch.Generator().manual_seed(8)
     x = (torch.rand(60, 50, generator=generator) < 0.2).float()
     weight = torch.randn(outputs, 50, generator=generator, requires_grad=True)
+    bias = torch.randn(outputs, generator=generator)
     grad = torch.randn(60, outputs, generator=generator)
     samples, inputs = x.nonzero().unbind(1)
-    offsets = events._offsets(torch.bincount(samples, minlength=60))
-    one_pass = F.embedding_bag(inputs, weight.detach().t().contiguous(), offsets, mode="sum")
-    found = events.event_linear(x, weight, None)
-    assert torch.equal(found, one_pass)
+    table = weight.detach().t().contiguous()
+    for starts in (uniform(50, 7), (0,)):
+        sliced = blocked_sums(samples, inputs, (60, 50, outputs), starts, lambda lo, hi: table[:, lo:hi].contiguous(),
+                              bias, events.COLUMNS_PER_PASS)
+        whole = blocked_sums(samples, inputs, (60, 50, outputs), starts, lambda lo, hi: table[:, lo:hi], bias, outputs)
+        assert torch.equal(sliced, whole)
+    found = events.event_linear(x, weight, None, events.ALWAYS)
+    torch.testing.assert_close(found, F.linear(x, weight.detach()))
     (found_grad,) = torch.autograd.grad(found, (weight,), grad)
     torch.testing.assert_close(found_grad, grad.t() @ x)
     torch.testing.assert_close(events.event_weight_grad(x, grad), grad.t() @ x)
+
+
+def test_default_model_on_spike_input_gives_the_dense_results_bit_for_bit():
+    """On general float32 weights the default (exact) mode equals the GEMM path exactly, over chunks,
+    and takes the event path wherever the GEMM's order was calibrated."""
+    from snnir.backends.pytorch.gemm_order import block_starts
+
+    rng = np.random.default_rng(12)
+    builder = GraphBuilder(num_steps=30)
+    x = builder.input("x", (300,), encoding="sequence")
+    fc1 = Linear(weight=rng.normal(0, 0.15, (256, 300)), bias=rng.normal(0.02, 0.05, 256))
+    fc2 = Linear(weight=rng.normal(0, 0.2, (200, 256)), bias=rng.normal(0.02, 0.05, 200))
+    lif = builder.add("lif", LIF(0.9), builder.add("fc1", fc1, x))
+    last = builder.add("out", LIF(0.8), builder.add("fc2", fc2, lif))
+    builder.output("spikes", last)
+    builder.output("membrane", last, "membrane")
+    builder.output("hidden", lif)
+    graph = builder.build()
+    inputs = (torch.rand(30, 16, 300, generator=torch.Generator().manual_seed(13)) < 0.1).float()
+    results, grads = {}, {}
+    for mode in (None, False):
+        model = snnir.compile(graph, "torch", event_driven=mode, chunk_steps=8)
+        out = model(inputs)
+        (out["membrane"].sum() + out["spikes"].sum()).backward()
+        results[mode] = out
+        grads[mode] = {name: p.grad for name, p in model.named_parameters()}
+        if mode is None:
+            chunk = inputs[:8].reshape(8 * 16, 300)
+            fc1 = model.layer("fc1")
+            taken = fc1(chunk).grad_fn.name().startswith("EventLinear")
+            assert taken == (block_starts(chunk, fc1.weight, True) is not None)
+    for key in ("hidden", "spikes"):  # both layers see spikes, sparse enough for the event path
+        assert 0.02 < float(results[None][key].detach().mean()) < events.MAX_DENSITY
+    for key in ("spikes", "membrane", "hidden"):
+        assert torch.equal(results[None][key], results[False][key])
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[None][name], grad, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_weights_take_the_gemm_which_spreads_them_as_the_reference_does():
+    x = torch.zeros(4, 200)
+    x[0, 3] = 1
+    weight = torch.ones(130, 200)
+    weight[5, 7] = float("inf")  # input 7 is silent: 0·inf is NaN in the GEMM
+    for mode in (events.EXACT, events.ALWAYS):
+        assert events.event_linear(x, weight, None, mode) is None
+    assert torch.isnan(F.linear(x, weight)[:, 5]).all()

@@ -167,6 +167,45 @@ def test_seed_fc_with_learnable_beta_matches_snntorch(chunk_steps):
     assert spikes.sum() > 0
 
 
+# -- spike-train input through wide layers: the default event-driven sums against snnTorch's GEMMs -----------
+@pytest.mark.parametrize("chunk_steps", CHUNKS)
+def test_spike_input_through_wide_layers_matches_snntorch(chunk_steps):
+    """Linears fed by spikes sum the weights of the input events by default (where that reproduces the
+    GEMM bit for bit): the spikes must still be snnTorch's, hidden layer included."""
+    steps = 20
+    torch.manual_seed(14)
+    fc1, fc2, fc3 = torch.nn.Linear(200, 256), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10)
+    lif1, lif2, lif3 = snn.Leaky(beta=0.9), snn.Leaky(beta=0.85), snn.Leaky(beta=0.9)
+    with torch.no_grad():  # livelier than the default initialisation: every layer spikes
+        for layer, gain in ((fc1, 2.0), (fc2, 3.0), (fc3, 4.0)):
+            layer.weight.mul_(gain)
+    builder = GraphBuilder("spike_fc", num_steps=steps)
+    last = builder.chain(builder.input("x", (200,), encoding="sequence"), ("fc1", _dense(fc1)), ("lif1", LIF(0.9)),
+                         ("fc2", _dense(fc2)), ("lif2", LIF(0.85)), ("fc3", _dense(fc3)), ("lif3", LIF(0.9)))
+    builder.output("spikes", last)
+    model = snnir.compile(builder.build(), "torch", chunk_steps=chunk_steps)
+    theirs = {f"layers.{name}.{kind}": getattr(layer, kind) for name, layer in (("fc1", fc1), ("fc2", fc2), ("fc3", fc3))
+              for kind in ("weight", "bias")}
+    inputs = (torch.rand(steps, 12, 200, generator=torch.Generator().manual_seed(15)) < 0.1).float()
+    hidden = []
+
+    def forward():
+        m1, m2, m3, record = lif1.reset_mem(), lif2.reset_mem(), lif3.reset_mem(), []
+        hidden.clear()
+        for t in range(steps):
+            s1, m1 = lif1(fc1(inputs[t]), m1)
+            s2, m2 = lif2(fc2(s1), m2)
+            s3, m3 = lif3(fc3(s2), m3)
+            record.append(s3)
+            hidden.append(s1)
+        return torch.stack(record)
+
+    targets = torch.arange(12) % 10
+    spikes = _train_side_by_side(forward, theirs, model, inputs, targets, SF.mse_count_loss(0.8, 0.2), mse_count_loss(0.8, 0.2))
+    density = float(torch.stack(hidden).detach().mean())
+    assert spikes.sum() > 0 and 0.02 < density < 0.25, density  # fc2 sees sparse spikes: the event path
+
+
 # -- Synaptic (CubaLIF) with learnable alpha, beta and threshold ----------------------------------------------
 @pytest.mark.parametrize("chunk_steps", CHUNKS)
 def test_synaptic_network_matches_snntorch(chunk_steps):
