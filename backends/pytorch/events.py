@@ -101,19 +101,23 @@ class EventLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None
 
 
-def event_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mode: str = ALWAYS) -> torch.Tensor | None:
+def event_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mode: str = ALWAYS,
+                 finite: bool | None = None) -> torch.Tensor | None:
     """Event-driven ``F.linear`` for a 2-D binary ``x``, or None where the dense path is the one to take
     (``x`` not binary or too dense, a non-finite weight, or in :data:`EXACT` mode an unknown GEMM order).
 
     ``mode`` :data:`EXACT`: only where the sums can follow the GEMM's order (calibrated on the CPU);
-    :data:`ALWAYS`: in the GEMM's order when known, else in input order.
+    :data:`ALWAYS`: in the GEMM's order when known, else in input order. ``finite``: whether every
+    weight is finite, if the caller knows (checked here otherwise).
     """
     mask = _binary_mask(x)
-    if mask is None or not bool(torch.isfinite(weight).all()):
-        return None  # (a GEMM turns 0·inf into NaN where event sums skip the zero)
+    if mask is None:
+        return None
     starts = block_starts(x, weight, bias is not None) if x.device.type == "cpu" else None
     if starts is None and mode == EXACT:
         return None
+    if not (finite if finite is not None else bool(torch.isfinite(weight).all())):
+        return None  # a GEMM turns 0·inf into NaN where event sums skip the zero
     return EventLinear.apply(x, weight, bias, mask, starts or (0,))
 
 

@@ -198,3 +198,14 @@ def test_non_finite_weights_take_the_gemm_which_spreads_them_as_the_reference_do
     for mode in (events.EXACT, events.ALWAYS):
         assert events.event_linear(x, weight, None, mode) is None
     assert torch.isnan(F.linear(x, weight)[:, 5]).all()
+
+
+def test_a_weight_made_non_finite_in_place_is_noticed_by_the_layer():
+    """The layer caches its weight check by version: an in-place change is seen at the next call."""
+    layer = _fc(True, hidden=events.COLUMNS_PER_PASS).layer("fc1")
+    x = torch.zeros(8, 100)
+    x[:, 3] = 1
+    assert layer(x).grad_fn.name().startswith("EventLinear") and torch.isfinite(layer(x)).all()
+    with torch.no_grad():
+        layer.weight[5, 7] = float("inf")  # input 7 is silent: the GEMM's 0·inf is NaN
+    assert torch.isnan(layer(x)[:, 5]).all()
