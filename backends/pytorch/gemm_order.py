@@ -8,7 +8,7 @@ in input order, then add the block sums one after the other to the bias::
     y = ((b + s₁) + s₂) + …,    s_k = Σ_{i ∈ block k, x_i = 1} W[:, i]   (ascending i)
 
 The blocks depend on the library, the instruction set and the shape: with float32 on the AVX-512
-machines measured, 192 inputs for more than 384 inputs, two halves below that; narrow outputs,
+machines measured, blocks of 192 inputs above 384 inputs, of about half the width below; narrow outputs,
 single rows and float64 take other kernels, whose order is not of this form. Event sums in the
 GEMM's order give its result bit for bit, hence spikes identical to snnTorch's, which calls the
 same GEMM.
@@ -35,7 +35,7 @@ PROBE_DENSITY = 0.5
 #: Rows of the probe on which the candidates are screened before the full check.
 SCREEN_ROWS = 8
 
-_found: dict[tuple, int | None] = {}
+_found: dict[tuple, tuple[int, ...] | None] = {}
 
 
 def bag_offsets(counts: torch.Tensor) -> torch.Tensor:
