@@ -38,9 +38,16 @@ EXACT, ALWAYS = "exact", "always"
 COLUMNS_PER_PASS = 64
 
 
+#: Rows of an input looked at first: an analog input is turned away without a pass over all of it.
+HEAD_ROWS = 4
+
+
 def _binary_mask(x: torch.Tensor) -> torch.Tensor | None:
     """``x != 0`` when every nonzero of ``x`` is 1 and at most ``MAX_DENSITY`` of it is nonzero, else
     None (the dense path is the one to take)."""
+    head = x[:HEAD_ROWS]
+    if not bool(((head == 0) | (head == 1)).all()):
+        return None
     mask = x != 0
     count = int(torch.count_nonzero(mask))
     if count > MAX_DENSITY * x.numel() or int(torch.count_nonzero(x == 1)) != count:

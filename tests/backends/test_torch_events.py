@@ -43,8 +43,10 @@ def test_non_binary_or_dense_inputs_take_the_dense_path():
     weight = torch.randn(4, 6)
     graded = torch.zeros(5, 6)
     graded[1, 2] = 0.5
+    graded_late = torch.zeros(9, 6)
+    graded_late[events.HEAD_ROWS + 3, 2] = 2.0  # after the rows looked at first
     dense = (torch.rand(5, 6) < 0.9).float()
-    for x in (graded, dense):
+    for x in (graded, graded_late, dense):
         assert events._binary_mask(x) is None
         for mode in (events.EXACT, events.ALWAYS):
             assert events.event_linear(x, weight, None, mode) is None
