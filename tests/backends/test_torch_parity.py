@@ -169,24 +169,26 @@ def test_seed_fc_with_learnable_beta_matches_snntorch(chunk_steps):
 
 # -- spike-train input through wide layers: the default event-driven sums against snnTorch's GEMMs -----------
 @pytest.mark.parametrize("chunk_steps", CHUNKS)
-def test_spike_input_through_wide_layers_matches_snntorch(chunk_steps):
+@pytest.mark.parametrize("inputs_width, hidden", [(200, 256), (784, 512)])
+def test_spike_input_through_wide_layers_matches_snntorch(chunk_steps, inputs_width, hidden):
     """Linears fed by spikes sum the weights of the input events by default (where that reproduces the
-    GEMM bit for bit): the spikes must still be snnTorch's, hidden layer included."""
+    GEMM bit for bit): the spikes must still be snnTorch's, hidden layer included. The widths take the
+    GEMM's two block layouts (halves below 384 inputs, blocks of 192 above, on AVX-512 machines)."""
     steps = 20
     torch.manual_seed(14)
-    fc1, fc2, fc3 = torch.nn.Linear(200, 256), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10)
+    fc1, fc2, fc3 = torch.nn.Linear(inputs_width, hidden), torch.nn.Linear(hidden, hidden), torch.nn.Linear(hidden, 10)
     lif1, lif2, lif3 = snn.Leaky(beta=0.9), snn.Leaky(beta=0.85), snn.Leaky(beta=0.9)
     with torch.no_grad():  # livelier than the default initialisation: every layer spikes
         for layer, gain in ((fc1, 2.0), (fc2, 3.0), (fc3, 4.0)):
             layer.weight.mul_(gain)
     builder = GraphBuilder("spike_fc", num_steps=steps)
-    last = builder.chain(builder.input("x", (200,), encoding="sequence"), ("fc1", _dense(fc1)), ("lif1", LIF(0.9)),
+    last = builder.chain(builder.input("x", (inputs_width,), encoding="sequence"), ("fc1", _dense(fc1)), ("lif1", LIF(0.9)),
                          ("fc2", _dense(fc2)), ("lif2", LIF(0.85)), ("fc3", _dense(fc3)), ("lif3", LIF(0.9)))
     builder.output("spikes", last)
     model = snnir.compile(builder.build(), "torch", chunk_steps=chunk_steps)
     theirs = {f"layers.{name}.{kind}": getattr(layer, kind) for name, layer in (("fc1", fc1), ("fc2", fc2), ("fc3", fc3))
               for kind in ("weight", "bias")}
-    inputs = (torch.rand(steps, 12, 200, generator=torch.Generator().manual_seed(15)) < 0.1).float()
+    inputs = (torch.rand(steps, 12, inputs_width, generator=torch.Generator().manual_seed(15)) < 0.1).float()
     hidden = []
 
     def forward():
