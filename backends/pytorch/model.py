@@ -39,6 +39,7 @@ from snnir.runtime import (
     prepare_step_inputs,
 )
 
+from .allocator import settle_heap
 from .events import ALWAYS, EXACT
 from .execution import Plan, build_plan, simulate
 from .layers import EVENT_MIN_OUTPUTS, Linear
@@ -129,6 +130,8 @@ class TorchModel(nn.Module, CompiledModel):
     # -- torch calling convention -------------------------------------------------------------------
     def forward(self, inputs: Any, num_steps: int | None = None, *, state: dict | None = None, return_state: bool = False):
         tensors, steps = self._tensor_inputs(inputs, num_steps)
+        if torch.is_grad_enabled() and self.device.type == "cpu":
+            settle_heap()  # once per process: freed tensors are then recycled, not faulted back in
         run = self._simulate(tensors, steps, state, (), self.training)
         outputs = {name: self._read(run, source, variable) for name, source, variable in self.recorded}
         return (outputs, run.final) if return_state else outputs
