@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Iterable, Iterator
 

@@ -38,6 +38,11 @@ EXACT, ALWAYS = "exact", "always"
 COLUMNS_PER_PASS = 64
 
 
+def _per_pass(tensor: torch.Tensor, width: int) -> int:
+    """Output columns per embedding-bag pass: :data:`COLUMNS_PER_PASS` on the CPU, all elsewhere."""
+    return COLUMNS_PER_PASS if tensor.device.type == "cpu" else width
+
+
 #: Rows of an input looked at first: an analog input is turned away without a pass over all of it.
 HEAD_ROWS = 4
 
@@ -64,8 +69,9 @@ def _weight_grad(samples: torch.Tensor, per_input: torch.Tensor, grad: torch.Ten
     """``gradᵀ·x`` from the events of ``x`` listed input by input: ``samples`` (the sample-step of each
     event) and ``per_input`` (the number of events of each input); weight column ``i`` is the sum of
     the output-gradient rows of input ``i``'s events."""
-    per_pass = COLUMNS_PER_PASS if grad.device.type == "cpu" else grad.shape[1]
-    passes = column_passes(samples, bag_offsets(per_input), lambda lo, hi: grad[:, lo:hi].contiguous(), grad.shape[1], per_pass)
+    width = grad.shape[1]
+    passes = column_passes(samples, bag_offsets(per_input), lambda lo, hi: grad[:, lo:hi].contiguous(), width,
+                           _per_pass(grad, width))
     parts = [sums for _, _, sums in passes]
     return (parts[0] if len(parts) == 1 else torch.cat(parts, 1)).t()
 
@@ -87,9 +93,9 @@ class EventLinear(torch.autograd.Function):
         samples, inputs = mask.nonzero().unbind(1)
         counts = torch.bincount(samples, minlength=rows)
         ctx.save_for_backward(weight, _compact(inputs, width), counts.to(torch.int32))
-        per_pass = COLUMNS_PER_PASS if x.device.type == "cpu" else weight.shape[0]
-        return blocked_sums(samples, inputs, (rows, width, weight.shape[0]), starts,
-                            lambda lo, hi: weight[lo:hi].t().contiguous(), bias, per_pass)
+        outputs = weight.shape[0]
+        return blocked_sums(samples, inputs, (rows, width, outputs), starts,
+                            lambda lo, hi: weight[lo:hi].t().contiguous(), bias, _per_pass(x, outputs))
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]

@@ -102,9 +102,9 @@ def blocked_sums(samples: torch.Tensor, inputs: torch.Tensor, shape: tuple[int, 
 def _candidates(width: int) -> list[tuple[int, ...]]:
     """Block layouts to try, those found for other shapes first."""
     splits = [tuple(width * k // n for k in range(n)) for n in range(2, MAX_SPLIT + 1) if n <= width]
-    every = [uniform(width, size) for size in range(width, 0, -1)] + splits
+    every = dict.fromkeys([uniform(width, size) for size in range(width, 0, -1)] + splits)
     known = {uniform(width, found[1]) for found in _found.values() if found and len(found) > 1}
-    return [c for c in every if c in known] + [c for c in dict.fromkeys(every) if c not in known]
+    return sorted(every, key=lambda layout: layout not in known)  # stable: known ones first
 
 
 def block_starts(x: torch.Tensor, weight: torch.Tensor, has_bias: bool) -> tuple[int, ...] | None:
