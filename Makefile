@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test bench check-wheel clean
+.PHONY: demo test bench check-wheel device-check clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,22 @@ check-wheel: $(STAMP)
 	$(PYTHON) -m venv /tmp/snnir-wheel-venv
 	/tmp/snnir-wheel-venv/bin/pip install --quiet dist/*.whl
 	cd /tmp && /tmp/snnir-wheel-venv/bin/python $(CURDIR)/.ci/check_wheel.py $(CURDIR)
+
+# On a lent GPU machine (docs/torch.md, "CUDA"): the torch backend's device tests and its training benchmark
+# on $(DEVICE). That machine brings its own CUDA build of torch and has no network, so no .venv: the package
+# runs from a copy laid out as installed, with that machine's python3 (-P: the checkout's own snnir/, which
+# lacks the backends, stays off sys.path). The benchmark needs snnTorch (carry its wheel there).
+# DEVICE=cpu dry-runs all of it here.
+DEVICE ?= cuda
+DEVICE_OUT ?= benchmarks/results
+DEVICE_SITE ?= /tmp/snnir-device-site
+device-check:
+	rm -rf $(DEVICE_SITE) && mkdir -p $(DEVICE_SITE)
+	cp -r snnir $(DEVICE_SITE)/ && cp -r backends $(DEVICE_SITE)/snnir/backends && cp -r frontends $(DEVICE_SITE)/snnir/frontends
+	SNNIR_TEST_DEVICE=$(DEVICE) PYTHONPATH=$(DEVICE_SITE):$$PYTHONPATH $(PYTHON) -P -m pytest -q -p no:cacheprovider \
+		tests/backends/test_torch_device.py tests/backends/test_torch_model.py -k "device or cuda"
+	PYTHONPATH=$(DEVICE_SITE):$$PYTHONPATH $(PYTHON) -P benchmarks/bench_torch_train.py --device $(DEVICE) --workloads a b \
+		--repeats 5 --out $(DEVICE_OUT)/torch_train_$(DEVICE).json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

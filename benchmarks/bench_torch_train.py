@@ -22,7 +22,10 @@ recycled instead of being unmapped, which spares snnir's chunk-sized tensors a p
 on every step; snnTorch's small per-step tensors are recycled either way). Compare both runs.
 
 Usage: python benchmarks/bench_torch_train.py [--threads 1] [--repeats 9] [--workloads a b] [--keep-freed-memory]
-Writes benchmarks/results/torch_train.json (torch_train_tuned.json with --keep-freed-memory).
+       [--device cuda]
+Writes benchmarks/results/torch_train.json (torch_train_tuned.json with --keep-freed-memory; a device other
+than the CPU adds its name: torch_train_cuda.json). On CUDA each step is timed until the device is done
+(``torch.cuda.synchronize``) and "peak" is the caching allocator's peak above what was live before.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def _array(tensor):
     return tensor.detach().cpu().numpy().copy()
 
 
-def workload_a():
+def workload_a(device: str = "cpu"):
     """The seed CNN in snnTorch (the tutorial's nn.Sequential with init_hidden) and in snnir."""
     import snntorch as snn
     from snntorch import surrogate, utils
@@ -71,8 +74,9 @@ def workload_a():
         ("fc1", Linear(weight=_array(net[7].weight), bias=_array(net[7].bias))), ("lif3", LIF(0.9, surrogate="fast_sigmoid")),
     )
     builder.output("spikes", last)
-    model = snnir.compile(builder.build(), "torch")
-    data = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    model = snnir.compile(builder.build(), "torch", device=device)
+    net.to(device)
+    data = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1)).to(device)
 
     def snntorch_forward():
         utils.reset(net)
@@ -83,7 +87,7 @@ def workload_a():
                 inputs=data, batch=batch, minimum=minimum)
 
 
-def workload_b(event_driven: bool | None = None):
+def workload_b(event_driven: bool | None = None, device: str = "cpu"):
     """FC 784-512-10 with Bernoulli(0.1) input spikes over 100 steps (``event_driven``: the compile option)."""
     import snntorch as snn
 
@@ -102,8 +106,9 @@ def workload_b(event_driven: bool | None = None):
         ("fc2", Linear(weight=_array(fc2.weight), bias=_array(fc2.bias))), ("lif2", LIF(0.9)),
     )
     builder.output("spikes", last)
-    model = snnir.compile(builder.build(), "torch", event_driven=event_driven)
-    data = (torch.rand(steps, batch, 784, generator=torch.Generator().manual_seed(1)) < 0.1).float()
+    model = snnir.compile(builder.build(), "torch", event_driven=event_driven, device=device)
+    net.to(device)
+    data = (torch.rand(steps, batch, 784, generator=torch.Generator().manual_seed(1)) < 0.1).float().to(device)
 
     def snntorch_forward():
         m1, m2, record = lif1.reset_mem(), lif2.reset_mem(), []
@@ -119,8 +124,16 @@ def workload_b(event_driven: bool | None = None):
                 model=model, inputs=data, batch=batch, minimum=minimum)
 
 
-def _peak_bytes(step) -> int:
-    """Largest live tensor memory during ``step()``, from the profiler's allocation/free events."""
+def _peak_bytes(step, device: torch.device) -> int:
+    """Largest live tensor memory during ``step()``: from the profiler's allocation/free events on the
+    CPU, from the caching allocator's peak statistics (above what was live before) on CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -137,7 +150,10 @@ def measure(work, repeats: int, warmup: int) -> dict:
     from snnir.backends.pytorch import mse_count_loss, saved_bytes
     from snntorch import functional as SF
 
-    targets = torch.arange(work["batch"]) % 10
+    device = work["model"].device
+    targets = (torch.arange(work["batch"]) % 10).to(device)
+    # CUDA kernels run asynchronously: a step is timed until the device has finished it
+    finish = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     their_loss, our_loss = SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), mse_count_loss(0.8, 0.2)
     model, net, data = work["model"], work["net"], work["inputs"]
     their_opt = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -168,6 +184,7 @@ def measure(work, repeats: int, warmup: int) -> dict:
         for label, step in (("snntorch", their_step), ("snnir", our_step)):
             started, started_cpu = time.perf_counter(), time.process_time()
             step()
+            finish()
             times[label].append(time.perf_counter() - started)
             cpu[label].append(time.process_time() - started_cpu)
     medians = {k: statistics.median(v) for k, v in times.items()}
@@ -176,7 +193,7 @@ def measure(work, repeats: int, warmup: int) -> dict:
         "snntorch": saved_bytes(their_loss_value, list(net.parameters()) + [data]),
         "snnir": saved_bytes(our_loss_value, list(model.parameters()) + [data]),
     }
-    peak = {"snntorch": _peak_bytes(their_step), "snnir": _peak_bytes(our_step)}
+    peak = {"snntorch": _peak_bytes(their_step, device), "snnir": _peak_bytes(our_step, device)}
     return {
         "workload": work["name"], "title": work["title"],
         "step_seconds_median": medians, "step_seconds_all": times,
@@ -189,8 +206,8 @@ def measure(work, repeats: int, warmup: int) -> dict:
     }
 
 
-def _table(results: list[dict], threads: int, malloc: str) -> str:
-    lines = [f"torch {torch.__version__}, {threads} thread(s), malloc: {malloc}, medians of alternating runs "
+def _table(results: list[dict], threads: int, malloc: str, device: str) -> str:
+    lines = [f"torch {torch.__version__}, device {device}, {threads} thread(s), malloc: {malloc}, medians of alternating runs "
              "(wall-clock; CPU time of this process for the second ratio)", ""]
     header = f"{'workload':<44}{'snnTorch ms':>12}{'snnir ms':>10}{'speedup':>9}{'CPU-time speedup':>18}{'kept MB (snnTorch/snnir)':>27}{'snnir/min':>10}{'peak MB (snnTorch/snnir)':>27}"
     lines.append(header)
@@ -215,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", nargs="+", default=["a", "b", "b-dense"], choices=["a", "b", "b-dense"])
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="tune glibc malloc first (snnir.backends.pytorch.keep_freed_memory; process-wide)")
+    parser.add_argument("--device", default="cpu", help="torch device of both frameworks (default cpu; e.g. cuda)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
@@ -229,11 +247,14 @@ def main(argv: list[str] | None = None) -> int:
 
         malloc = "keep_freed_memory()" if keep_freed_memory() else "default (keep_freed_memory needs glibc)"
     out = args.out or (TUNED_RESULTS if args.keep_freed_memory else RESULTS)
-    builders = {"a": workload_a, "b": workload_b, "b-dense": lambda: workload_b(event_driven=False)}
+    if args.device != "cpu" and args.out is None:
+        out = out.with_name(f"{out.stem}_{torch.device(args.device).type}.json")
+    builders = {"a": lambda: workload_a(args.device), "b": lambda: workload_b(device=args.device),
+                "b-dense": lambda: workload_b(event_driven=False, device=args.device)}
     results = [measure(builders[name](), args.repeats, args.warmup) for name in args.workloads]
-    print(_table(results, args.threads, malloc))
+    print(_table(results, args.threads, malloc, args.device))
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": "torch_train", "torch": torch.__version__, "threads": args.threads, "malloc": malloc,
+    payload = {"benchmark": "torch_train", "torch": torch.__version__, "device": args.device, "threads": args.threads, "malloc": malloc,
                "machine": platform.platform(), "processor": platform.processor(), "results": results}
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {out}")
