@@ -61,8 +61,8 @@ def _resolve_time(source: str, record: dict | None, dt: Any, num_steps: Any) -> 
     dt = recorded.get("dt") if dt is None else dt
     if dt is None:
         raise FormatError(
-            f"{source}: NIR stores no time step, and this graph was not written by snnir; call "
-            "snnir.frontends.nir.from_nir(path, dt=...) with the step (in seconds) to run it at"
+            f"{source}: NIR stores no time step, and this graph was not written by snnir; give the step in "
+            "seconds to run it at: snnir.load(path, dt=1e-4) in Python, --dt 1e-4 on the command line"
         )
     steps = recorded.get("num_steps", TimeSpec().num_steps) if num_steps is None else num_steps
     return TimeSpec(steps, dt)

@@ -3,8 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import numpy as np
+
+#: ``--flag`` -> ``from_nir`` option, for .nir files written by other tools.
+NIR_OPTIONS = {"dt": "dt", "discretization": "discretization", "num_steps": "num_steps", "reset": "reset",
+               "reset_timing": "reset_timing"}
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to read a ``.nir`` file written by another tool (NIR stores no time step; see from_nir)."""
+    group = parser.add_argument_group(".nir files written by other tools (they store no time step)")
+    group.add_argument("--dt", type=positive_float, help="time step in seconds, e.g. 1e-4 (required for such files)")
+    group.add_argument("--discretization", choices=("euler", "exact"),
+                       help="leaky equations over one step: euler (beta = 1 - dt/tau, default) or exact (exp(-dt/tau))")
+    group.add_argument("--num-steps", type=positive_int, help="the graph's default number of time steps (default 25)")
+    group.add_argument("--reset", choices=("subtract", "zero", "none"), help="reset of the spiking neurons")
+    group.add_argument("--reset-timing", choices=("next_step", "same_step"), help="when a spike resets the membrane")
+
+
+def load_model(args: argparse.Namespace, path: str | os.PathLike):
+    """``snnir.load(path)`` with the ``.nir`` import options given on the command line."""
+    from ..errors import InputError
+    from ..formats import load
+
+    options = {option: getattr(args, flag) for flag, option in NIR_OPTIONS.items() if getattr(args, flag, None) is not None}
+    if options and Path(path).suffix.lower() != ".nir":
+        flags = [f"--{flag.replace('_', '-')}" for flag in NIR_OPTIONS if flag in options]
+        verb = "is" if len(flags) == 1 else "are"
+        raise InputError(f"{path}: {', '.join(flags)} {verb} for .nir files only; other formats record their own time spec")
+    return load(path, **options)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -36,4 +66,11 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, found {text}")
     return value

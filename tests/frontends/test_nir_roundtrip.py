@@ -15,7 +15,7 @@ nir = pytest.importorskip("nir")
 
 import snnir  # noqa: E402
 from snnir import LIF, GraphBuilder, Linear, MaxPool2d  # noqa: E402
-from snnir.cli import main  # noqa: E402
+from snnir.cli import build_parser, main  # noqa: E402
 from snnir.errors import FormatError, UnsupportedNodeError  # noqa: E402
 from snnir.frontends.nir import from_nir, load_nir, save_nir, to_nir  # noqa: E402
 from snnir.testing import CASES, assert_graph_equal, state_probes  # noqa: E402
@@ -131,9 +131,58 @@ def test_a_foreign_file_needs_a_time_step(tmp_path):
     exported.metadata = {}  # as written by another tool
     path = tmp_path / "foreign.nir"
     nir.write(path, exported)
-    with pytest.raises(FormatError, match=r"call snnir\.frontends\.nir\.from_nir\(path, dt=\.\.\.\)"):
+    with pytest.raises(FormatError, match=r"snnir\.load\(path, dt=1e-4\) in Python, --dt 1e-4 on the command line"):
         snnir.load(path)
     assert from_nir(path, dt=graph.time.dt).name == "foreign"
+
+
+def _foreign(tmp_path, case="lif_zero_next_step"):
+    graph, _ = CASES[case].build()
+    exported = to_nir(graph, dt=graph.time.dt, discretization="exact")
+    exported.metadata = {}  # as written by another tool
+    path = tmp_path / "foreign.nir"
+    nir.write(path, exported)
+    return graph, path
+
+
+def test_every_command_reading_a_model_takes_the_nir_import_options(tmp_path, capsys):
+    graph, path = _foreign(tmp_path)
+    assert main(["check", str(path)]) == 2
+    assert "--dt 1e-4 on the command line" in capsys.readouterr().err
+    assert main(["check", str(path), "--dt", "1e-3", "-q"]) == 0
+    assert "steps of 1 ms" in capsys.readouterr().out
+    assert main(["info", str(path), "--dt", "1e-3", "--num-steps", "7"]) == 0
+    assert "7 steps of 1 ms" in capsys.readouterr().out
+    assert main(["export", str(path), str(tmp_path / "m.onnx"), "--dt", "1e-3", "-q"]) == 0
+    assert snnir.load(tmp_path / "m.onnx").time.dt == 1e-3
+    assert main(["bench", str(path), "--dt", "1e-3", "--backends", "reference", "--repeat", "1", "--batch", "2"]) == 0
+    assert "reference" in capsys.readouterr().out
+    for command in (["run", str(path), "--data", "digits"], ["plot", str(path), "--data", "digits"],
+                    ["train", str(path), "--data", "digits"]):  # these then need data that fits the graph
+        args = build_parser().parse_args([*command, "--dt", "1e-3", "--discretization", "exact", "--reset", "zero",
+                                          "--reset-timing", "next_step", "--num-steps", "5"])
+        assert (args.dt, args.discretization, args.reset, args.reset_timing, args.num_steps) == (1e-3, "exact", "zero", "next_step", 5)
+
+
+def test_the_import_options_reach_from_nir(tmp_path, capsys):
+    """The scheme chosen on the command line decides β: the file was written with exact decays, so
+    reading it back with --discretization exact gives the graph's β again, and euler does not."""
+    graph, path = _foreign(tmp_path)
+    dt = str(graph.time.dt)
+    exact, euler = tmp_path / "exact.snnir", tmp_path / "euler.snnir"
+    assert main(["convert", str(path), str(exact), "--dt", dt, "--discretization", "exact", "--reset", "zero", "-q"]) == 0
+    assert main(["convert", str(path), str(euler), "--dt", dt, "--discretization", "euler", "--reset", "zero", "-q"]) == 0
+    expected = np.asarray(graph.nodes["n"].beta, np.float32)
+    np.testing.assert_allclose(np.asarray(snnir.load(exact).nodes["n"].beta), expected, rtol=1e-6)
+    assert not np.allclose(np.asarray(snnir.load(euler).nodes["n"].beta), expected, rtol=1e-6)
+
+
+def test_the_import_options_are_refused_for_other_formats_and_bad_values(tmp_path, capsys):
+    assert main(["info", str(CNN_YAML), "--dt", "1e-3", "--reset", "zero"]) == 2
+    assert "--dt, --reset are for .nir files only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["info", str(CNN_YAML), "--dt", "-1"])
+    assert "expected a positive number, found -1" in capsys.readouterr().err
 
 
 def test_other_tools_see_nir_semantics_and_run_the_same_spikes(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..common import positive_int
+from ..common import add_import_arguments, load_model, positive_int
 
 NAME = "bench"
 HELP = "time a model on each backend (medians, speed-up vs reference, output agreement)"
@@ -16,6 +16,7 @@ HELP = "time a model on each backend (medians, speed-up vs reference, output agr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
     parser.add_argument("--backends", default=None, help="comma-separated backends (default: every available one)")
     parser.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
     parser.add_argument("--repeat", type=positive_int, default=5, help="timed runs per backend (default: 5)")
@@ -43,10 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ...compiler import compile as compile_graph
     from ...errors import SnnirError
-    from ...formats import load
     from ...registry import backend_names
 
-    graph = load(args.model)
+    graph = load_model(args, args.model)
     inputs = _inputs(graph, args.batch, args.rate)
     names = args.backends.split(",") if args.backends else backend_names()
     reference = compile_graph(graph, "reference").run(inputs)

@@ -5,21 +5,23 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..common import add_import_arguments, load_model
+
 NAME = "check"
 HELP = "validate a model and list the backends that support it"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ...errors import SnnirError, UnsupportedNodeError
-    from ...formats import load
     from ...registry import backend_names, get_backend
     from ...validate import validate
 
-    graph = load(args.model)
+    graph = load_model(args, args.model)
     shapes = validate(graph, require_materialized=True)
     parameters = sum(node.parameter_count() for node in graph.nodes.values())
     state = sum(math.prod(shapes[n]) * len(node.state_variables) for n, node in graph.nodes.items() if node.stateful)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..common import add_import_arguments, load_model
+
 NAME = "convert"
 HELP = "convert a model file to another format (by extension)"
 
@@ -11,14 +13,13 @@ HELP = "convert a model file to another format (by extension)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="input model (.snnir, .yaml, .onnx, .nir)")
     parser.add_argument("target", help="output model; its extension picks the format")
-    parser.add_argument("--dt", type=float, default=None,
-                        help="time step in seconds for .nir files written by other tools (they store none)")
+    add_import_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...formats import load, save
+    from ...formats import save
 
-    graph = load(args.source, **({"dt": args.dt} if args.dt is not None else {}))
+    graph = load_model(args, args.source)
     path = save(graph, args.target)
     if not args.quiet:
         print(f"wrote {path} ({graph.name!r}: {len(graph.nodes)} nodes)")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 
+from ..common import add_import_arguments, load_model
+
 NAME = "export"
 HELP = "export a model file to ONNX plus state metadata (step or sequence model)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
     parser.add_argument("target", help="the .onnx file to write")
     parser.add_argument(
         "--mode", choices=("step", "sequence"), default="step",
@@ -25,9 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ... import export_onnx
-    from ...formats import load
 
-    graph = load(args.source)
+    graph = load_model(args, args.source)
     probes = "all" if args.probes.strip() == "all" else [p.strip() for p in args.probes.split(",") if p.strip()]
     path = export_onnx(graph, args.target, mode=args.mode, probes=probes)
     if not args.quiet:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..common import add_data_arguments, load_split
+from ..common import add_data_arguments, add_import_arguments, load_model, load_split
 
 NAME = "info"
 HELP = "summary, parameter/state counts and synaptic operations of a model; or the backends"
@@ -17,6 +17,7 @@ HELP = "summary, parameter/state counts and synaptic operations of a model; or t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
     parser.add_argument("--backends", action="store_true", help="print the support matrix of every backend")
     parser.add_argument("--markdown", action="store_true", help="with --backends: as docs/support.md (Markdown)")
     add_data_arguments(parser, required=False)
@@ -26,7 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...analysis import firing_rates, format_costs, synaptic_operations
     from ...compiler import compile as compile_graph
-    from ...formats import load
 
     if args.backends:
         from ...support import support_document, support_matrix
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         print("snnir info: error: give a model file, or --backends", file=sys.stderr)
         return 2
-    graph = load(args.model)
+    graph = load_model(args, args.model)
     print(graph.summary())
     rates = None
     if args.data:

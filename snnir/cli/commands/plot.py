@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..common import add_data_arguments, load_split
+from ..common import add_data_arguments, add_import_arguments, load_model, load_split
 
 NAME = "plot"
 HELP = "write spike-raster and activity PNGs of a model running on data"
@@ -13,6 +13,7 @@ HELP = "write spike-raster and activity PNGs of a model running on data"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument("--out", default="plots", help="output directory (default: plots)")
     parser.add_argument("--layer", default=None, help="spiking node to rasterise (default: the last one)")
@@ -26,10 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ...compiler import compile as compile_graph
     from ...errors import InputError
-    from ...formats import load
     from ...plots import plot_activity, plot_raster
 
-    graph = load(args.model)
+    graph = load_model(args, args.model)
     x, y = load_split(args, graph)
     spiking = [name for name, node in graph.nodes.items() if node.spiking]
     if not spiking:

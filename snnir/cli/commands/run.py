@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..common import add_data_arguments, load_split, positive_int
+from ..common import add_data_arguments, add_import_arguments, load_model, load_split, positive_int
 
 NAME = "run"
 HELP = "evaluate a model on data with a backend (accuracy, throughput)"
@@ -13,6 +13,7 @@ HELP = "evaluate a model on data with a backend (accuracy, throughput)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
     parser.add_argument("--backend", default="reference", help="reference, torch, numba, onnx (default: reference)")
     add_data_arguments(parser)
     parser.add_argument("--batch", type=positive_int, default=128, help="samples per batch (default: 128)")
@@ -27,9 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ...compiler import compile as compile_graph
     from ...data import batches
-    from ...formats import load
 
-    graph = load(args.model)
+    graph = load_model(args, args.model)
     x, y = load_split(args, graph)
     start = time.perf_counter()
     model = compile_graph(graph, args.backend)

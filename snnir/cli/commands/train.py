@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..common import positive_int
+from ..common import add_import_arguments, load_model, positive_int
 
 NAME = "train"
 HELP = "train a model on data (torch backend) and save the trained graph"
@@ -18,6 +18,7 @@ HELP = "train a model on data (torch backend) and save the trained graph"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
+    add_import_arguments(parser)
     parser.add_argument("--data", required=True, help="'digits', a directory of MNIST IDX files, or an .npz of x/y arrays")
     parser.add_argument("--epochs", type=positive_int, default=5, help="epochs (default: 5)")
     parser.add_argument("--batch", type=positive_int, default=128, help="batch size (default: 128)")
@@ -45,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from ...compiler import compile as compile_graph
     from ...data import load_dataset
     from ...errors import InputError
-    from ...formats import load, save
+    from ...formats import save
     from ...registry import get_backend
 
     get_backend("torch")  # a clear error naming the extra when torch is missing
     from ...backends.pytorch import evaluate, fit
 
-    graph = load(args.model)
+    graph = load_model(args, args.model)
     if len(graph.inputs) != 1:
         raise InputError(f"train feeds single-input models; this graph has inputs {list(graph.inputs)}")
     dataset = load_dataset(args.data, graph.nodes[graph.inputs[0]].shape)
