@@ -42,6 +42,7 @@ pytestmark = [
 
 @pytest.fixture
 def strict_float32():
+    """TF32 off for the test (see the module docstring), restored afterwards."""
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
