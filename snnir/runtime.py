@@ -25,6 +25,7 @@ from .ir.graph import Graph
 from .ir.io import Input, Output
 
 READOUTS = ("count", "max", "last", "mean")
+FLOAT32 = np.dtype(np.float32)
 
 
 @dataclass
@@ -81,14 +82,17 @@ def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[
 
 
 def _as_float32(name: str, data: Any) -> np.ndarray:
-    try:
-        array = np.asarray(data)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"input {name!r}: cannot read as an array ({error})") from None
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"input {name!r}: expected real numbers, found dtype {array.dtype}")
-    with np.errstate(over="ignore"):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+    if type(data) is np.ndarray and data.dtype == FLOAT32 and data.flags.c_contiguous:
+        array = data  # already what the backends take: only the finiteness test below
+    else:
+        try:
+            array = np.asarray(data)
+        except (TypeError, ValueError) as error:
+            raise InputError(f"input {name!r}: cannot read as an array ({error})") from None
+        if array.dtype.kind not in "biuf":
+            raise InputError(f"input {name!r}: expected real numbers, found dtype {array.dtype}")
+        with np.errstate(over="ignore"):
+            array = np.ascontiguousarray(array, dtype=np.float32)
     if array.size and not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise InputError(f"input {name!r}: value {array[index]} at index {index} is not finite (NaN, inf or beyond float32)")

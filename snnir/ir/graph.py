@@ -106,12 +106,13 @@ class Graph:
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
     # -- structure ------------------------------------------------------------------------------
-    @property
+    @cached_property
     def inputs(self) -> tuple[str, ...]:
-        """Names of the Input nodes, in node order."""
+        """Names of the Input nodes, in node order (computed once: the graph is immutable, and every
+        streaming step of every backend asks)."""
         return tuple(name for name, node in self.nodes.items() if isinstance(node, Input))
 
-    @property
+    @cached_property
     def outputs(self) -> tuple[str, ...]:
         """Names of the Output nodes, in node order."""
         return tuple(name for name, node in self.nodes.items() if isinstance(node, Output))
