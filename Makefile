@@ -43,7 +43,7 @@ device-check:
 	rm -rf $(DEVICE_SITE) && mkdir -p $(DEVICE_SITE)
 	cp -r snnir $(DEVICE_SITE)/ && cp -r backends $(DEVICE_SITE)/snnir/backends && cp -r frontends $(DEVICE_SITE)/snnir/frontends
 	SNNIR_TEST_DEVICE=$(DEVICE) PYTHONPATH=$(DEVICE_SITE):$$PYTHONPATH $(PYTHON) -P -m pytest -q -p no:cacheprovider \
-		tests/backends/test_torch_device.py tests/backends/test_torch_model.py -k "device or cuda"
+		tests/backends/test_torch_device.py tests/backends/test_torch_model.py -k "$(DEVICE) or cuda"
 	PYTHONPATH=$(DEVICE_SITE):$$PYTHONPATH $(PYTHON) -P benchmarks/bench_torch_train.py --device $(DEVICE) --workloads a b \
 		--repeats 5 --out $(DEVICE_OUT)/torch_train_$(DEVICE).json
 

@@ -1,8 +1,8 @@
 """The torch backend on an accelerator: what a lent GPU machine checks (``make device-check``).
 
-Every test runs on ``SNNIR_TEST_DEVICE`` (default ``cuda``) and is skipped where that device is missing,
-so CPU-only CI skips the module; ``SNNIR_TEST_DEVICE=cpu`` dry-runs it anywhere (its device-versus-CPU
-comparisons then compare CPU with itself, but every other check still bites).
+Every test runs on the CPU and on ``SNNIR_TEST_DEVICE`` (default ``cuda``), which is skipped where that
+device is missing. On the CPU the device-versus-CPU comparisons compare the CPU with itself, but every
+other check bites, and CPU-only CI keeps the suite from rotting between the sessions lent a GPU.
 
 TF32 is turned off for these checks: cuDNN convolutions use it by default on Ampere and later GPUs, and
 float32 semantics are what the conformance contract promises. Comparisons with the CPU use the
@@ -22,7 +22,7 @@ from snnir.testing import CASES, assert_matches_reference, state_probes
 torch = pytest.importorskip("torch")
 from snnir.backends.pytorch import fit, load_checkpoint, mse_count_loss  # noqa: E402
 
-DEVICE = os.environ.get("SNNIR_TEST_DEVICE", "cuda")
+DEVICES = list(dict.fromkeys(["cpu", os.environ.get("SNNIR_TEST_DEVICE", "cuda")]))
 
 
 def _available(device: str) -> bool:
@@ -34,10 +34,14 @@ def _available(device: str) -> bool:
     return kind == "cpu"
 
 
-pytestmark = [
-    pytest.mark.skipif(not _available(DEVICE), reason=f"no {DEVICE!r} device on this machine (SNNIR_TEST_DEVICE)"),
-    pytest.mark.usefixtures("torch_single_thread", "strict_float32"),
-]
+pytestmark = pytest.mark.usefixtures("torch_single_thread", "strict_float32")
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    if not _available(request.param):
+        pytest.skip(f"no {request.param!r} device on this machine (SNNIR_TEST_DEVICE)")
+    return request.param
 
 
 @pytest.fixture
@@ -50,15 +54,15 @@ def strict_float32():
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
-def test_every_conformance_case_runs_on_the_device(case_name):
+def test_every_conformance_case_runs_on_the_device(case_name, device):
     """The dyadic conformance table, bit for bit against the reference, computed on the device."""
-    assert_matches_reference(CASES[case_name], "torch", device=DEVICE)
+    assert_matches_reference(CASES[case_name], "torch", device=device)
 
 
-def test_models_live_on_the_device_and_return_host_arrays():
+def test_models_live_on_the_device_and_return_host_arrays(device):
     graph, inputs = CASES["seed_cnn"].build()
-    model = snnir.compile(graph, "torch", device=DEVICE)
-    assert model.device.type == torch.device(DEVICE).type
+    model = snnir.compile(graph, "torch", device=device)
+    assert model.device.type == torch.device(device).type
     assert {p.device.type for p in model.parameters()} == {model.device.type}
     result = model.run(inputs)
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in result.outputs.values())
@@ -66,11 +70,11 @@ def test_models_live_on_the_device_and_return_host_arrays():
     assert all(t.device.type == model.device.type for t in tensors.values())
 
 
-def test_float64_on_the_device_matches_float64_on_cpu():
+def test_float64_on_the_device_matches_float64_on_cpu(device):
     graph, inputs = CASES["recurrent_cubalif_zero"].build()
     probes = state_probes(graph)
     host = snnir.compile(graph, "torch", dtype=torch.float64).run(inputs, probes=probes)
-    device = snnir.compile(graph, "torch", dtype=torch.float64, device=DEVICE).run(inputs, probes=probes)
+    device = snnir.compile(graph, "torch", dtype=torch.float64, device=device).run(inputs, probes=probes)
     for key in host.outputs:
         np.testing.assert_array_equal(device.outputs[key], host.outputs[key], err_msg=key)
     for key in host.probes:
@@ -95,22 +99,22 @@ def _gradients(model, inputs, output, steps: int):
 
 
 @pytest.mark.parametrize(("case_name", "output"), [("seed_cnn", "lif3_out"), ("seed_fc", "lif2_out")])
-def test_training_steps_on_the_device_match_cpu(case_name, output):
+def test_training_steps_on_the_device_match_cpu(case_name, output, device):
     """BPTT through the hand-written scans and the pooling backward on the device: the first step's
     gradients (same spikes, dyadic forward) and three steps' losses agree with the CPU's."""
     graph, inputs = CASES[case_name].build()
     x = torch.from_numpy(inputs)
     host_losses, host_grads = _gradients(snnir.compile(graph, "torch"), x, output, 3)
-    device_losses, device_grads = _gradients(snnir.compile(graph, "torch", device=DEVICE), x, output, 3)
+    device_losses, device_grads = _gradients(snnir.compile(graph, "torch", device=device), x, output, 3)
     np.testing.assert_allclose(device_losses, host_losses, rtol=1e-5)
     for name, expected in host_grads.items():
         scale = float(expected.abs().max()) or 1.0
         torch.testing.assert_close(device_grads[name], expected, rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
-def test_streaming_on_the_device_matches_the_whole_sequence():
+def test_streaming_on_the_device_matches_the_whole_sequence(device):
     graph, inputs = CASES["self_delay_and_input_delay"].build()  # a sequence input [T, B, 4]
-    model = snnir.compile(graph, "torch", device=DEVICE)
+    model = snnir.compile(graph, "torch", device=device)
     whole = model.run(inputs)
     model.reset(inputs.shape[1])
     streamed = [model.step(inputs[t]) for t in range(inputs.shape[0])]
@@ -118,9 +122,9 @@ def test_streaming_on_the_device_matches_the_whole_sequence():
         np.testing.assert_array_equal(np.stack([r[key] for r in streamed]), whole[key], err_msg=key)
 
 
-def test_a_graph_trained_on_the_device_runs_in_the_reference():
+def test_a_graph_trained_on_the_device_runs_in_the_reference(device):
     graph, inputs = CASES["seed_fc"].build()
-    model = snnir.compile(graph, "torch", device=DEVICE)
+    model = snnir.compile(graph, "torch", device=device)
     _gradients(model, torch.from_numpy(inputs), "lif2_out", 2)
     probes = state_probes(graph)
     ours = model.run(inputs, probes=probes)
@@ -144,9 +148,9 @@ def _small_graph(surrogate="atan"):
                       input_shape=(10,), num_steps=6, seed=1)
 
 
-def test_a_checkpoint_written_on_the_device_resumes_on_cpu(tmp_path):
+def test_a_checkpoint_written_on_the_device_resumes_on_cpu(tmp_path, device):
     data, checkpoint = _classes(), tmp_path / "run.ckpt"
-    on_device = snnir.compile(_small_graph(), "torch", device=DEVICE)
+    on_device = snnir.compile(_small_graph(), "torch", device=device)
     first = fit(on_device, data, epochs=1, batch_size=12, lr=0.02, checkpoint=checkpoint, progress=False)
     on_host = snnir.compile(_small_graph(), "torch")
     resumed = fit(on_host, data, epochs=2, batch_size=12, lr=0.02, checkpoint=checkpoint, resume=True, progress=False)
@@ -158,12 +162,12 @@ def test_a_checkpoint_written_on_the_device_resumes_on_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("surrogate", sorted(SURROGATE_DEFAULTS))
-def test_surrogate_gradients_on_the_device_match_cpu(surrogate):
+def test_surrogate_gradients_on_the_device_match_cpu(surrogate, device):
     x, labels = _classes(12)
     inputs, targets = torch.from_numpy(x).double(), torch.from_numpy(labels)
     grads = []
-    for device in ("cpu", DEVICE):
-        model = snnir.compile(_small_graph(surrogate), "torch", dtype=torch.float64, device=device)
+    for where in ("cpu", device):
+        model = snnir.compile(_small_graph(surrogate), "torch", dtype=torch.float64, device=where)
         loss = mse_count_loss(0.8, 0.2)(model(inputs)["spikes"], targets.to(model.device))
         loss.backward()
         grads.append({name: p.grad.detach().cpu() for name, p in model.named_parameters()})
