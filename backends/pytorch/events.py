@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .gemm_order import bag_offsets, block_starts, blocked_sums, column_passes
+from .gemm_order import bag_offsets, block_starts, blocked_sums, column_passes, known_unblocked
 
 #: Above this fraction of ones the dense GEMM is faster than gathering columns.
 MAX_DENSITY = 0.25
@@ -123,10 +123,13 @@ def event_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     :data:`ALWAYS`: in the GEMM's order when known, else in input order. ``finite``: whether every
     weight is finite, if the caller knows (checked here otherwise).
     """
+    cpu = x.device.type == "cpu"
+    if mode == EXACT and cpu and known_unblocked(x, weight, bias is not None):
+        return None  # decided before, without the event test (streaming steps of one sample, say)
     mask = _binary_mask(x)
     if mask is None:
         return None
-    starts = block_starts(x, weight, bias is not None) if x.device.type == "cpu" else None
+    starts = block_starts(x, weight, bias is not None) if cpu else None
     if starts is None and mode == EXACT:
         return None
     if not (finite if finite is not None else bool(torch.isfinite(weight).all())):

@@ -114,11 +114,21 @@ def block_starts(x: torch.Tensor, weight: torch.Tensor, has_bias: bool) -> tuple
     Calibrated once per key (see the module docstring) on a seeded random probe of the same shape,
     dtype, device and layout as ``x`` and ``weight``.
     """
-    key = (tuple(x.shape), x.stride(), tuple(weight.shape), weight.stride(), has_bias, x.dtype, x.device,
-           torch.get_num_threads())
+    key = _key(x, weight, has_bias)
     if key not in _found:
         _found[key] = _calibrate(x, weight, has_bias)
     return _found[key]
+
+
+def known_unblocked(x: torch.Tensor, weight: torch.Tensor, has_bias: bool) -> bool:
+    """Whether calibration has already found that ``F.linear`` does not sum inputs shaped like ``x`` in
+    blocks (one row, say, where the BLAS runs a matrix-vector kernel): the caller may skip its event test."""
+    return _found.get(_key(x, weight, has_bias), ()) is None
+
+
+def _key(x: torch.Tensor, weight: torch.Tensor, has_bias: bool) -> tuple:
+    return (tuple(x.shape), x.stride(), tuple(weight.shape), weight.stride(), has_bias, x.dtype, x.device,
+            torch.get_num_threads())
 
 
 def _calibrate(x: torch.Tensor, weight: torch.Tensor, has_bias: bool) -> tuple[int, ...] | None:
@@ -146,4 +156,4 @@ def _calibrate(x: torch.Tensor, weight: torch.Tensor, has_bias: bool) -> tuple[i
     return None
 
 
-__all__ = ["block_starts", "blocked_sums", "column_passes", "bag_offsets", "uniform"]
+__all__ = ["block_starts", "known_unblocked", "blocked_sums", "column_passes", "bag_offsets", "uniform"]

@@ -46,6 +46,8 @@ class Stateless(nn.Module):
     """Base of the stateless layers; ``to_node`` returns the node unchanged unless overridden."""
 
     stateful = False
+    #: Whether ``forward`` reads ``self.training`` (inference then switches the module to eval mode).
+    uses_training_mode = False
 
     def to_node(self, node: Node) -> Node:
         return node
@@ -163,6 +165,7 @@ class Dropout(Stateless):
     """``nn.Dropout`` semantics while training (a fresh mask per step on the folded batch); identity otherwise."""
 
     training_only = True
+    uses_training_mode = True
 
     def __init__(self, node):
         super().__init__()

@@ -31,6 +31,7 @@ class Neuron(nn.Module):
 
     stateful = True
     state_variables: tuple[str, ...] = ()
+    uses_training_mode = False  # see layers.Stateless
 
     def __init__(self, shape):
         super().__init__()

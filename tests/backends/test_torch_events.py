@@ -211,3 +211,29 @@ def test_a_weight_made_non_finite_in_place_is_noticed_by_the_layer():
     with torch.no_grad():
         layer.weight[5, 7] = float("inf")  # input 7 is silent: the GEMM's 0·inf is NaN
     assert torch.isnan(layer(x)[:, 5]).all()
+
+
+def test_a_shape_known_to_have_no_blocked_order_skips_the_event_test(monkeypatch):
+    """Streaming one sample: the GEMM runs a matrix-vector kernel whose order is not blocked. Once the
+    first step has found that, later steps go straight to the GEMM without testing the input for
+    events; the outputs are the GEMM's either way."""
+    from snnir.backends.pytorch import gemm_order
+
+    rng = np.random.default_rng(3)
+    fc = Linear(weight=rng.normal(0, 0.2, (256, 300)), bias=rng.normal(0, 0.05, 256))
+    graph = snnir.Sequential(fc, LIF(0.9), input_shape=(300,), num_steps=6, encoding="sequence")
+    spikes = (np.random.default_rng(4).random((6, 1, 300)) < 0.1).astype(np.float32)
+    tested = []
+    original = events._binary_mask
+    monkeypatch.setattr(events, "_binary_mask", lambda x: tested.append(tuple(x.shape)) or original(x))
+    model, dense = snnir.compile(graph, "torch"), snnir.compile(graph, "torch", event_driven=False)
+    row = torch.from_numpy(spikes[0])
+    known = gemm_order.known_unblocked(row, model.layer(graph.topological_order()[1]).weight, True)
+    model.reset(1)
+    dense.reset(1)
+    for t in range(6):
+        np.testing.assert_array_equal(model.step(spikes[t])["spikes"], dense.step(spikes[t])["spikes"])
+    if gemm_order.block_starts(row, model.layer(graph.topological_order()[1]).weight, True) is None:
+        assert len(tested) == (0 if known else 1)  # the first step at most, to calibrate
+    else:  # a BLAS that sums one row in blocks: every step takes the event path
+        assert len(tested) == 6

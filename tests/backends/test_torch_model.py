@@ -196,3 +196,31 @@ def test_an_untrained_model_writes_back_the_very_same_graph(case_name):
     graph, _ = CASES[case_name].build()
     assert_graph_equal(snnir.compile(graph, "torch").to_graph(), graph)
     assert_graph_equal(snnir.compile(graph, "torch", dtype=torch.float64).to_graph(), graph)
+
+
+def test_inference_switches_the_training_mode_only_where_a_layer_reads_it():
+    """run() and step() infer in eval mode and leave the module's own mode as it was; they switch the
+    mode only where it matters (Dropout, or a user rule's module, which may read it)."""
+    plain = snnir.compile(Sequential(Linear(6), LIF(0.9), input_shape=(4,), num_steps=3), "torch")
+    switched = []
+    plain.register_module("probe_mode", torch.nn.Module())  # a child outside the lowered layers
+    plain.probe_mode.train = lambda mode=True: switched.append(mode)  # type: ignore[method-assign]
+    plain.run(np.ones((2, 4), np.float32))
+    assert plain.training and switched == []
+
+    class ModeReader(torch.nn.Module):  # a user's lowering: no uses_training_mode attribute
+        stateful = False
+        seen: list = []
+
+        def forward(self, x):
+            ModeReader.seen.append(self.training)
+            return x
+
+    graph = Sequential(Linear(6), snnir.Scale(2.0), LIF(0.9), input_shape=(4,), num_steps=3)
+    model = snnir.compile(graph, "torch", overrides={snnir.Scale: lambda node, shape_in, shape_out: ModeReader()})
+    model.run(np.ones((2, 4), np.float32))
+    model.reset(2)
+    model.step(np.ones((2, 4), np.float32))
+    assert ModeReader.seen and not any(ModeReader.seen) and model.training
+    model(torch.ones(2, 4))
+    assert ModeReader.seen[-1] is True
