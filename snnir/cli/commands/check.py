@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     state = sum(math.prod(shapes[n]) * len(node.state_variables) for n, node in graph.nodes.items() if node.stateful)
     print(
         f"{args.model}: valid; {len(graph.nodes)} nodes, {len(graph.edges)} edges, {parameters:,} parameters, "
-        f"{state:,} state values per sample, {graph.time.num_steps} steps of {graph.time.dt * 1e3:g} ms"
+        f"{state:,} state value{'s' if state != 1 else ''} per sample, {graph.time.num_steps} steps of {graph.time.dt * 1e3:g} ms"
     )
     for name in backend_names():
         try:
