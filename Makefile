@@ -33,19 +33,21 @@ check-wheel: $(STAMP)
 
 # On a lent GPU machine (docs/torch.md, "CUDA"): the torch backend's device tests and its training benchmark
 # on $(DEVICE). That machine brings its own CUDA build of torch and has no network, so no .venv: the package
-# runs from a copy laid out as installed, with that machine's python3 (-P: the checkout's own snnir/, which
-# lacks the backends, stays off sys.path). The benchmark needs snnTorch (carry its wheel there).
-# DEVICE=cpu dry-runs all of it here.
+# runs from a copy laid out as installed, with that machine's python3 (3.11 or later for -P, which keeps the
+# checkout's own snnir/, lacking the backends, off sys.path). The benchmark needs snnTorch (carry its wheel
+# there). DEVICE=cpu dry-runs all of it here.
 DEVICE ?= cuda
 DEVICE_OUT ?= benchmarks/results
 DEVICE_SITE ?= /tmp/snnir-device-site
+DEVICE_PATH = $(DEVICE_SITE)$${PYTHONPATH:+:$$PYTHONPATH}
 device-check:
 	rm -rf $(DEVICE_SITE) && mkdir -p $(DEVICE_SITE)
 	cp -r snnir $(DEVICE_SITE)/ && cp -r backends $(DEVICE_SITE)/snnir/backends && cp -r frontends $(DEVICE_SITE)/snnir/frontends
-	SNNIR_TEST_DEVICE=$(DEVICE) PYTHONPATH=$(DEVICE_SITE):$$PYTHONPATH $(PYTHON) -P -m pytest -q -p no:cacheprovider \
-		tests/backends/test_torch_device.py tests/backends/test_torch_model.py -k "$(DEVICE) or cuda"
-	PYTHONPATH=$(DEVICE_SITE):$$PYTHONPATH $(PYTHON) -P benchmarks/bench_torch_train.py --device $(DEVICE) --workloads a b \
-		--repeats 5 --out $(DEVICE_OUT)/torch_train_$(DEVICE).json
+	SNNIR_TEST_DEVICE=$(DEVICE) PYTHONPATH=$(DEVICE_PATH) $(PYTHON) -P -m pytest -q -p no:cacheprovider \
+		tests/backends/test_torch_device.py tests/backends/test_torch_model.py -k "$(firstword $(subst :, ,$(DEVICE))) or cuda"
+	PYTHONPATH=$(DEVICE_PATH) $(PYTHON) -P -c "import snntorch" || (echo "snnTorch is missing: carry its wheel (docs/torch.md, CUDA)"; exit 1)
+	PYTHONPATH=$(DEVICE_PATH) $(PYTHON) -P benchmarks/bench_torch_train.py --device $(DEVICE) --workloads a b \
+		--repeats 5 --out $(DEVICE_OUT)/torch_train_$(subst :,_,$(DEVICE)).json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -178,6 +178,7 @@ def measure(work, repeats: int, warmup: int) -> dict:
     for _ in range(warmup):
         their_step()
         our_step()
+    finish()  # the warm-up's queued device work is not timed
     times = {"snntorch": [], "snnir": []}
     cpu = {"snntorch": [], "snnir": []}
     for _ in range(repeats):

@@ -82,8 +82,9 @@ def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[
 
 
 def _as_float32(name: str, data: Any) -> np.ndarray:
-    if type(data) is np.ndarray and data.dtype == FLOAT32 and data.flags.c_contiguous:
-        array = data  # already what the backends take: only the finiteness test below
+    if type(data) is np.ndarray and data.dtype == FLOAT32 and data.flags.c_contiguous and data.ndim:
+        array = data  # already what the backends take: only the finiteness test below (a 0-d array
+        # goes the long way, where ascontiguousarray makes it 1-d)
     else:
         try:
             array = np.asarray(data)

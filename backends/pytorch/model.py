@@ -198,20 +198,20 @@ class TorchModel(nn.Module, CompiledModel):
     def _numpy_run(self, arrays: dict[str, np.ndarray], steps: int, state, probes) -> tuple[Result, dict]:
         tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
         wanted = {(p.node, p.variable) for p in probes}
-        # inference: dropout off, whatever mode training left the module in. Switching modes walks
-        # every submodule twice (~0.1 ms, as much as a small network's step), so only where a layer
-        # reads the mode: Dropout, or a module of a user's lowering rule (which may).
-        switch = self.training and any(getattr(layer, "uses_training_mode", True) for layer in self.layers.values())
-        if switch:
-            self.train(False)
+        # inference: dropout off, whatever mode training left the modules in. Switching the whole
+        # model walks every submodule twice (~0.1 ms, as much as a small network's step), so only the
+        # layers in training mode that read it: Dropout, or a module of a user's lowering rule (which may).
+        switched = [layer for layer in self.layers.values() if layer.training and getattr(layer, "uses_training_mode", True)]
+        for layer in switched:
+            layer.train(False)
         try:
             with torch.no_grad():
                 run = self._simulate(tensors, steps, state, wanted, training=False)
                 outputs = {name: _numpy(self._read(run, source, variable)) for name, source, variable in self.recorded}
                 probed = {p.key: _numpy(self._read(run, p.node, p.variable)) for p in probes}
         finally:
-            if switch:
-                self.train(True)
+            for layer in switched:
+                layer.train(True)
         return Result(outputs, probed), run.final
 
     def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-#: ``--flag`` -> ``from_nir`` option, for .nir files written by other tools.
-NIR_OPTIONS = {"dt": "dt", "discretization": "discretization", "num_steps": "num_steps", "reset": "reset",
-               "reset_timing": "reset_timing"}
+from ..ir.neurons import RESET_MODES, RESET_TIMINGS
+
+#: ``from_nir`` options given on the command line (``--num-steps`` for ``num_steps``...), for .nir files
+#: written by other tools.
+NIR_OPTIONS = ("dt", "discretization", "num_steps", "reset", "reset_timing")
 
 
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +22,8 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--discretization", choices=("euler", "exact"),
                        help="leaky equations over one step: euler (beta = 1 - dt/tau, default) or exact (exp(-dt/tau))")
     group.add_argument("--num-steps", type=positive_int, help="the graph's default number of time steps (default 25)")
-    group.add_argument("--reset", choices=("subtract", "zero", "none"), help="reset of the spiking neurons")
-    group.add_argument("--reset-timing", choices=("next_step", "same_step"), help="when a spike resets the membrane")
+    group.add_argument("--reset", choices=RESET_MODES, help="reset of the spiking neurons")
+    group.add_argument("--reset-timing", choices=RESET_TIMINGS, help="when a spike resets the membrane")
 
 
 def load_model(args: argparse.Namespace, path: str | os.PathLike):
@@ -29,9 +31,9 @@ def load_model(args: argparse.Namespace, path: str | os.PathLike):
     from ..errors import InputError
     from ..formats import load
 
-    options = {option: getattr(args, flag) for flag, option in NIR_OPTIONS.items() if getattr(args, flag, None) is not None}
+    options = {name: getattr(args, name) for name in NIR_OPTIONS if getattr(args, name, None) is not None}
     if options and Path(path).suffix.lower() != ".nir":
-        flags = [f"--{flag.replace('_', '-')}" for flag in NIR_OPTIONS if flag in options]
+        flags = [f"--{name.replace('_', '-')}" for name in NIR_OPTIONS if name in options]
         verb = "is" if len(flags) == 1 else "are"
         raise InputError(f"{path}: {', '.join(flags)} {verb} for .nir files only; other formats record their own time spec")
     return load(path, **options)

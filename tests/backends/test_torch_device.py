@@ -26,9 +26,10 @@ DEVICES = list(dict.fromkeys(["cpu", os.environ.get("SNNIR_TEST_DEVICE", "cuda")
 
 
 def _available(device: str) -> bool:
-    kind = torch.device(device).type
+    where = torch.device(device)
+    kind = where.type
     if kind == "cuda":
-        return torch.cuda.is_available()
+        return torch.cuda.is_available() and (where.index or 0) < torch.cuda.device_count()
     if kind == "mps":
         return torch.backends.mps.is_available()
     return kind == "cpu"
@@ -74,11 +75,11 @@ def test_float64_on_the_device_matches_float64_on_cpu(device):
     graph, inputs = CASES["recurrent_cubalif_zero"].build()
     probes = state_probes(graph)
     host = snnir.compile(graph, "torch", dtype=torch.float64).run(inputs, probes=probes)
-    device = snnir.compile(graph, "torch", dtype=torch.float64, device=device).run(inputs, probes=probes)
+    found = snnir.compile(graph, "torch", dtype=torch.float64, device=device).run(inputs, probes=probes)
     for key in host.outputs:
-        np.testing.assert_array_equal(device.outputs[key], host.outputs[key], err_msg=key)
+        np.testing.assert_array_equal(found.outputs[key], host.outputs[key], err_msg=key)
     for key in host.probes:
-        np.testing.assert_allclose(device.probes[key], host.probes[key], rtol=1e-12, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(found.probes[key], host.probes[key], rtol=1e-12, atol=1e-12, err_msg=key)
 
 
 def _gradients(model, inputs, output, steps: int):
@@ -152,6 +153,10 @@ def test_a_checkpoint_written_on_the_device_resumes_on_cpu(tmp_path, device):
     data, checkpoint = _classes(), tmp_path / "run.ckpt"
     on_device = snnir.compile(_small_graph(), "torch", device=device)
     first = fit(on_device, data, epochs=1, batch_size=12, lr=0.02, checkpoint=checkpoint, progress=False)
+    loaded = snnir.compile(_small_graph(), "torch")  # the device's checkpoint, read on the CPU
+    load_checkpoint(checkpoint, loaded, torch.optim.Adam(loaded.parameters()), np.random.default_rng(0))
+    for (name, expected), found in zip(on_device.named_parameters(), loaded.parameters()):
+        assert found.device.type == "cpu" and torch.equal(found, expected.detach().cpu()), name
     on_host = snnir.compile(_small_graph(), "torch")
     resumed = fit(on_host, data, epochs=2, batch_size=12, lr=0.02, checkpoint=checkpoint, resume=True, progress=False)
     assert len(resumed.epochs) == 2 and resumed.epochs[0]["loss"] == first.epochs[0]["loss"]

@@ -224,3 +224,13 @@ def test_inference_switches_the_training_mode_only_where_a_layer_reads_it():
     assert ModeReader.seen and not any(ModeReader.seen) and model.training
     model(torch.ones(2, 4))
     assert ModeReader.seen[-1] is True
+
+
+def test_inference_turns_off_a_dropout_left_in_training_mode_in_an_eval_model():
+    graph = Sequential(Linear(6), snnir.Dropout(0.5), LIF(0.9), input_shape=(4,), num_steps=6, outputs={"drive": "membrane"})
+    model = snnir.compile(graph, "torch").eval()
+    dropout = next(layer for layer in model.layers.values() if isinstance(layer, torch.nn.Module) and getattr(layer, "p", None) == 0.5)
+    dropout.train()
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(model.run(x)["drive"], snnir.compile(graph, "reference").run(x)["drive"])
+    assert dropout.training and not model.training

@@ -132,3 +132,14 @@ def test_run_time_errors_name_the_node_and_step():
     with pytest.raises(FloatingPointError) as caught:
         model.run(inputs)
     assert "while executing node 'fc' (Linear) at step 0" in caught.value.__notes__
+
+
+def test_a_scalar_input_reads_alike_in_any_dtype():
+    """A 0-d input of a scalar-shaped graph becomes a batch of one, float32 or not (the float32 fast
+    path of the input checks must not keep it 0-d)."""
+    graph = snnir.Sequential(LIF(0.9), input_shape=(), num_steps=3)
+    model = snnir.compile(graph, "reference")
+    expected = model.run(np.array(0.7))
+    np.testing.assert_array_equal(model.run(np.array(0.7, np.float32))["spikes"], expected["spikes"])
+    model.reset(1)
+    assert model.step(np.array(0.7, np.float32))["spikes"].shape == (1,)
