@@ -20,7 +20,8 @@ Inference (numpy in and out, identical errors to every backend, see :mod:`snnir.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from snnir.runtime import (
 
 from .allocator import settle_heap
 from .events import ALWAYS, EXACT
-from .execution import Plan, build_plan, simulate
+from .execution import Plan, build_plan, simulate, single_step
 from .layers import EVENT_MIN_OUTPUTS, Linear
 
 DTYPES = (torch.float32, torch.float64)
@@ -78,6 +79,8 @@ class TorchModel(nn.Module, CompiledModel):
             rule = rules.rule_for(node, name)
             self.keys[name] = _module_key(name, taken)
             self.layers[self.keys[name]] = rule(node, graph.input_shape(name), self.shapes[name])
+        #: The sources of each layer's input, in edge order (the fan-in sum's), layers in topological order.
+        self.fan_in = {name: [edge.src for edge in graph.incoming(name)] for name in self.keys}
         self._enable_events(event_driven)
         integral = isinstance(chunk_steps, (int, np.integer)) and not isinstance(chunk_steps, bool)
         if chunk_steps is not None and (not integral or chunk_steps < 1):
@@ -195,24 +198,42 @@ class TorchModel(nn.Module, CompiledModel):
         return self.graph.time.num_steps
 
     # -- inference convention (numpy) ------------------------------------------------------------------
-    def _numpy_run(self, arrays: dict[str, np.ndarray], steps: int, state, probes) -> tuple[Result, dict]:
-        tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
-        wanted = {(p.node, p.variable) for p in probes}
-        # inference: dropout off, whatever mode training left the modules in. Switching the whole
-        # model walks every submodule twice (~0.1 ms, as much as a small network's step), so only the
-        # layers in training mode that read it: Dropout, or a module of a user's lowering rule (which may).
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        """No gradients, and eval mode (dropout off) for the layers that training left in training mode
+        and that read it: Dropout, or a module of a user's lowering rule (which may). Switching the
+        whole model would walk every submodule twice (~0.1 ms, as much as a small network's step)."""
         switched = [layer for layer in self.layers.values() if layer.training and getattr(layer, "uses_training_mode", True)]
         for layer in switched:
             layer.train(False)
         try:
             with torch.no_grad():
-                run = self._simulate(tensors, steps, state, wanted, training=False)
-                outputs = {name: _numpy(self._read(run, source, variable)) for name, source, variable in self.recorded}
-                probed = {p.key: _numpy(self._read(run, p.node, p.variable)) for p in probes}
+                yield
         finally:
             for layer in switched:
                 layer.train(True)
+
+    def _numpy_run(self, arrays: dict[str, np.ndarray], steps: int, state, probes) -> tuple[Result, dict]:
+        tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
+        wanted = {(p.node, p.variable) for p in probes}
+        with self._inference():
+            run = self._simulate(tensors, steps, state, wanted, training=False)
+            outputs = {name: _numpy(self._read(run, source, variable)) for name, source, variable in self.recorded}
+            probed = {p.key: _numpy(self._read(run, p.node, p.variable)) for p in probes}
         return Result(outputs, probed), run.final
+
+    def _single_step(self, arrays: dict[str, np.ndarray], probes) -> Result:
+        """A streaming step of a graph without delayed edges (:func:`.execution.single_step`)."""
+        tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
+        with self._inference():
+            values, neurons = single_step(self, tensors, self._stream.get("neurons", {}))
+
+        def read(node: str, variable: str) -> np.ndarray:
+            return _numpy(values[node] if variable == "value" else neurons[node][variable])
+
+        self._stream = {"neurons": neurons, "history": {}}
+        return Result({name: read(source, variable) for name, source, variable in self.recorded},
+                      {p.key: read(p.node, p.variable) for p in probes})
 
     def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
         """Run a whole sequence from zero state without gradients (dropout off); float32 numpy outputs."""
@@ -231,6 +252,8 @@ class TorchModel(nn.Module, CompiledModel):
             raise InputError("step() needs a stream: call reset(batch_size) first")
         requested = parse_probes(self.graph, probes)
         arrays = prepare_step_inputs(self.graph, inputs, self.batch_size)
+        if not self.plan_depth:  # no delayed edge: one update per layer, no plan
+            return self._single_step(arrays, requested)
         arrays = {n: (a if self.graph.nodes[n].encoding == "direct" else a[None]) for n, a in arrays.items()}
         result, self._stream = self._numpy_run(arrays, 1, self._stream, requested)
         return Result({k: v[0] for k, v in result.outputs.items()}, {k: v[0] for k, v in result.probes.items()})

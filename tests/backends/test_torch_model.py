@@ -13,8 +13,7 @@ from snnir.backends.pytorch import TorchModel, fit  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
-STREAM_CASES = ["recurrent_lif", "recurrent_cubalif_zero", "self_delay_and_input_delay", "multi_input_multi_output",
-                "seed_cnn", "lif_subtract_same_step", "flatten_scale_dropout"]
+STREAM_CASES = list(CASES)  # delay-free graphs take execution.single_step, the others the plan
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
