@@ -54,10 +54,12 @@ def strict_float32():
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+@pytest.mark.parametrize("event_driven", [None, True], ids=["default", "events"])
 @pytest.mark.parametrize("case_name", list(CASES))
-def test_every_conformance_case_runs_on_the_device(case_name, device):
-    """The dyadic conformance table, bit for bit against the reference, computed on the device."""
-    assert_matches_reference(CASES[case_name], "torch", device=device)
+def test_every_conformance_case_runs_on_the_device(case_name, event_driven, device):
+    """The dyadic conformance table, bit for bit against the reference, computed on the device; also
+    with every spike-fed Linear event-driven (on a GPU: the event sums themselves run there)."""
+    assert_matches_reference(CASES[case_name], "torch", device=device, event_driven=event_driven)
 
 
 def test_models_live_on_the_device_and_return_host_arrays(device):
