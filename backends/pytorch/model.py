@@ -92,7 +92,16 @@ class TorchModel(nn.Module, CompiledModel):
         self._plans: dict[bool, Plan] = {}
         self.plan_depth = build_plan(graph, training=False).depth
         self._stream: dict | None = None
-        self.to(device=device, dtype=dtype)
+        self._place(device, dtype)
+
+    def _place(self, device: Any, dtype: torch.dtype) -> None:
+        """``self.to(device, dtype)``, with an InputError naming the device where torch cannot use it
+        (not a device name, no CUDA in this torch build, no such GPU...)."""
+        try:
+            self.to(device=torch.device(device) if device is not None else None, dtype=dtype)
+        except (RuntimeError, AssertionError, TypeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InputError(f"device={device!r}: torch cannot place the model there ({reason})") from None
 
     # -- structure ----------------------------------------------------------------------------------
     def _enable_events(self, option: bool | None) -> None:

@@ -233,3 +233,12 @@ def test_inference_turns_off_a_dropout_left_in_training_mode_in_an_eval_model():
     x = np.ones((2, 4), np.float32)
     np.testing.assert_array_equal(model.run(x)["drive"], snnir.compile(graph, "reference").run(x)["drive"])
     assert dropout.training and not model.training
+
+
+def test_a_device_torch_cannot_use_is_an_input_error_naming_it():
+    graph, _ = CASES["seed_fc"].build()
+    with pytest.raises(InputError, match=r"device='bogus': torch cannot place the model there \(Expected one of cpu"):
+        snnir.compile(graph, "torch", device="bogus")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match=r"device='cuda:0': torch cannot place the model there"):
+            snnir.compile(graph, "torch", device="cuda:0")
