@@ -107,7 +107,10 @@ def make_optimizer(spec: Any, parameters: Iterable[torch.nn.Parameter], lr: floa
     arguments = dict(options or {})
     if lr is not None:
         arguments["lr"] = lr
-    return spec(parameters, **arguments)
+    try:
+        return spec(parameters, **arguments)
+    except (ValueError, TypeError) as error:  # torch's own checks: a negative lr, an unknown option...
+        raise InputError(f"optimizer {spec.__name__}({', '.join(f'{k}={v!r}' for k, v in arguments.items())}): {error}") from None
 
 
 def pick_output(graph, loss: Any, output: str | None) -> str:
@@ -151,16 +154,45 @@ def _take(graph, x: Any, index: np.ndarray, raw: bool) -> Any:
 def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Generator | None, raw: bool):
     """Yield ``(x, y)`` batches; numpy/tensor pairs are cut here (along axis 0 for ``raw`` data that an
     encoder turns into the model's input, else along each input's batch axis), anything else is iterated."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, found {batch_size!r}")
     if not (isinstance(data, tuple) and len(data) == 2):
-        yield from data
+        if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
+            raise InputError(f"data: expected a pair (x, y) of arrays or an iterable of (x, y) batches, found {type(data).__name__}")
+        for number, batch in enumerate(data):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise InputError(f"data: batch {number} is not a pair (x, y), found {type(batch).__name__}")
+            yield batch[0], _labels(batch[1], None, f"batch {number}")
         return
     x, y = data
+    y = _labels(y, _sample_count(graph, x, raw), "data")
     count = len(y)
     order = rng.permutation(count) if shuffle and rng is not None else np.arange(count)
     rank, world = _distributed()
     for start in range(0, count, batch_size):
         index = order[start : start + batch_size][rank::world]
         yield _take(graph, x, index, raw), torch.as_tensor(np.asarray(y)[index] if not isinstance(y, torch.Tensor) else y[index])
+
+
+def _sample_count(graph, x: Any, raw: bool) -> int:
+    """The number of samples in ``x`` (along axis 0 for ``raw`` data, else each input's batch axis)."""
+    arrays = x if isinstance(x, Mapping) else {graph.inputs[0]: x}
+    counts = {name: int(np.shape(array)[0 if raw else _batch_axis(graph, name)]) for name, array in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise InputError(f"data: the inputs hold different numbers of samples: {counts}")
+    return next(iter(counts.values()))
+
+
+def _labels(y: Any, count: int | None, where: str) -> Any:
+    """Class labels as given (array or tensor), checked: one integer per sample (``count``, if known)."""
+    values = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if values.ndim != 1 or (count is not None and len(values) != count):
+        expected = f"[{count}]" if count is not None else "[N]"
+        raise InputError(f"{where}: labels must be a vector of one class per sample, shape {expected}, found {list(values.shape)}")
+    if values.dtype.kind not in "iub" and not (values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0)):
+        raise InputError(f"{where}: labels must be integer class indices, found dtype {values.dtype}"
+                         + (f" with the value {float(values[np.mod(values, 1) != 0][0])!r}" if values.dtype.kind == "f" else ""))
+    return y
 
 
 def _steps_of(graph, x: Any) -> int:

@@ -152,6 +152,19 @@ def test_fit_errors():
         fit(model, (x, y), tbptt=0, progress=False)
     with pytest.raises(InputError, match="unknown output"):
         fit(model, (x, y), output="spikez", progress=False)
+    with pytest.raises(InputError, match="batch_size must be a positive integer, found 0"):
+        fit(model, (x, y), batch_size=0, progress=False)
+    with pytest.raises(InputError, match=r"optimizer Adam\(lr=-1\): Invalid learning rate"):
+        fit(model, (x, y), lr=-1, progress=False)
+    with pytest.raises(InputError, match=r"one class per sample, shape \[6\], found \[5\]"):
+        fit(model, (x, y[:5]), progress=False)
+    with pytest.raises(InputError, match="integer class indices, found dtype float64 with the value 0.5"):
+        fit(model, (x, y + 0.5), progress=False)
+    fit(model, (x, y.astype(np.float64)), progress=False)  # whole numbers in a float array are labels too
+    with pytest.raises(InputError, match="expected a pair"):
+        evaluate(model, "data.npz")
+    with pytest.raises(InputError, match="batch 1 is not a pair"):
+        evaluate(model, [(x[:3], y[:3]), x[3:]])
 
 
 def _bars(count, seed):
