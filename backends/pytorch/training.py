@@ -177,7 +177,12 @@ def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Ge
 def _sample_count(graph, x: Any, raw: bool) -> int:
     """The number of samples in ``x`` (along axis 0 for ``raw`` data, else each input's batch axis)."""
     arrays = x if isinstance(x, Mapping) else {graph.inputs[0]: x}
-    counts = {name: int(np.shape(array)[0 if raw else _batch_axis(graph, name)]) for name, array in arrays.items()}
+    counts = {}
+    for name, array in arrays.items():
+        shape, axis = np.shape(array), 0 if raw else _batch_axis(graph, name)
+        if len(shape) <= axis:
+            raise InputError(f"data: input {name!r} of shape {list(shape)} has no batch axis {axis}")
+        counts[name] = int(shape[axis])
     if len(set(counts.values())) > 1:
         raise InputError(f"data: the inputs hold different numbers of samples: {counts}")
     return next(iter(counts.values()))
