@@ -301,8 +301,6 @@ def _recurrent(run: Run, group: tuple[str, ...]) -> None:
         run.records[key] = torch.stack(steps)
 
 
-
-
 def single_step(model, inputs: dict[str, torch.Tensor], neurons: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """One step of ``model`` (a TorchModel whose graph has no delayed edge) from the neuron states
     ``neurons`` (missing ones start at zero); inputs are ``[B, ...]``. Returns every node's value and

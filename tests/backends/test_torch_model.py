@@ -202,9 +202,11 @@ def test_inference_switches_the_training_mode_only_where_a_layer_reads_it():
     mode only where it matters (Dropout, or a user rule's module, which may read it)."""
     plain = snnir.compile(Sequential(Linear(6), LIF(0.9), input_shape=(4,), num_steps=3), "torch")
     switched = []
-    plain.register_module("probe_mode", torch.nn.Module())  # a child outside the lowered layers
-    plain.probe_mode.train = lambda mode=True: switched.append(mode)  # type: ignore[method-assign]
+    for layer in plain.layers.values():  # each would be called by any switch of the model or of itself
+        layer.train = lambda mode=True: switched.append(mode)  # type: ignore[method-assign]
     plain.run(np.ones((2, 4), np.float32))
+    plain.reset(2)
+    plain.step(np.ones((2, 4), np.float32))
     assert plain.training and switched == []
 
     class ModeReader(torch.nn.Module):  # a user's lowering: no uses_training_mode attribute
