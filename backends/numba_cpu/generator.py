@@ -1,9 +1,10 @@
 """Code generation: a graph becomes the Python source of one numba module.
 
-The module holds ``samples(b0, b1, mode, steps, P, IP, F, I, record, inputs...)``, which advances
+The module holds ``samples(b0, b1, mode, steps, P, IP, F, I, spikes, record, inputs...)``, which advances
 samples ``b0 .. b1 - 1`` of the batch through ``steps`` time steps (the whole time loop, no per-step
 Python; ``F`` packs the per-sample state, delay rings and node buffers, ``I`` the step counter, batch
-size and record slots, see source.py), and ``run_parallel``, which calls it for every sample in
+size and record slots, see source.py; ``spikes`` the first input's rows as bit masks when a run's
+input is a spike train, ``mode`` 2), and ``run_parallel``, which calls it for every sample in
 parallel (``prange``). Dense synapses fed straight by a graph input are one BLAS product over the
 batch, which the model computes before calling the kernel.
 
@@ -40,7 +41,7 @@ from .layout import Layout
 from .source import assemble
 
 #: Names of the generated code's own variables; node variables never take them.
-RESERVED = frozenset("b b0 b1 mode steps t0 t ta B F I P IP st hs wk record slots first np njit prange samples run_parallel ev_i ev_v K S".split())
+RESERVED = frozenset("b b0 b1 mode steps t0 t ta B F I P IP spikes st hs wk record slots first np njit prange samples run_parallel ev_i ev_v K S".split())
 
 
 class Code:
@@ -126,6 +127,8 @@ class Program:
     hoisted: tuple[str, ...]
     #: kernel arguments after ``record, slots``: one per graph input, in graph order, then the products
     input_args: tuple[str, ...]
+    #: whether a synapse reads the first input's spike masks (``spikes``) in a run of mode 2
+    lists_spikes: bool = False
 
 
 class NodeContext:
@@ -186,6 +189,17 @@ class NodeContext:
         """Scratch lists (indices, values) for the inputs of a synapse."""
         self.gen.scratch = max(self.gen.scratch, size)
         return "ev_i", "ev_v"
+
+    def spike_masks(self) -> str | None:
+        """This step's bit masks of the input ``x`` (see ``synapses.spike_masks``) when ``x`` is the
+        graph's first input, a ``sequence`` read in place: an expression valid in a run of mode 2,
+        where the caller has listed that input's rows in the kernel argument ``spikes``. Else None."""
+        listed = self.gen.listed
+        if listed is None or self.x.expr != listed.expr or self.invariant:
+            return None
+        self.gen.lists_spikes = True
+        words = -(-listed.layout.size // 64)
+        return f"spikes[(t * B + b) * {words} : (t * B + b + 1) * {words}]"
 
     def call(self, function: Callable, *args: Any) -> None:
         """Emit a call of a numba kernel (``K.lif(...)`` for :mod:`.kernels`)."""
@@ -248,6 +262,9 @@ class Generator:
         self.input_sequence: list[bool] = []
         #: the kernel's input arguments, as the caller passes them: ``[B, *shape]`` or ``[T·B, *shape]``
         self.raw_args: list[str] = []
+        #: the first graph input's value when it is a ``sequence`` (spike masks may list it)
+        self.listed: Value | None = None
+        self.lists_spikes = False
         self.event_driven = self._choose_event_driven(event_driven)
         self.history_size = 0
         self.history = {src: self._ring(src, depth) for src, depth in self._history_depths().items()}
@@ -392,6 +409,8 @@ class Generator:
         array = self.fresh(f"x_{self.idents[name]}")
         lead = "b" if node.encoding == "direct" else "t, b"
         self.values[name] = Value(f"{array}[{lead}]", Layout(tuple(node.shape)), node.encoding == "direct", array, node.encoding)
+        if not self.input_args and node.encoding == "sequence":
+            self.listed = self.values[name]
         self.input_args.append(array)
         self.input_sequence.append(node.encoding == "sequence")
         self.raw_args.append(self.fresh(f"raw_{self.idents[name]}"))
@@ -466,6 +485,7 @@ class Generator:
             batched=tuple(self.batched),
             hoisted=tuple(n for n in self.order if n in invariant and not isinstance(self.graph.nodes[n], Input)),
             input_args=tuple(self.input_args + [b.name for b in self.batched]),
+            lists_spikes=self.lists_spikes,
         )
 
 

@@ -42,12 +42,16 @@ from snnir.runtime import (
 
 from .generator import Program
 from .kernels import all_finite
+from .synapses import spike_masks
 
 FLOAT32 = np.dtype(np.float32)
 #: Fast streaming steps recorded per chunk of rows, and the most bytes a chunk may take.
 CHUNK_STEPS, CHUNK_BYTES = 256, 1 << 18
-#: ``mode`` of the generated ``samples`` (see source.py): part of a run, or a streaming step.
-RUN, STEP = 0, 1
+#: ``mode`` of the generated ``samples`` (see source.py): part of a run, a streaming step, or part of a
+#: run whose first input is a spike train listed as bit masks.
+RUN, STEP, RUN_SPIKES = 0, 1, 2
+#: The ``spikes`` argument of calls that list none.
+NO_SPIKES = np.zeros(0, np.uint64)
 
 
 @dataclass
@@ -198,22 +202,34 @@ class NumbaModel(CompiledModel):
             products.append(rows.reshape(*lead, item.weight.shape[1]))
         return products
 
-    def _execute(self, arrays: list[np.ndarray], plan: _Plan, steps: int, stream: _Stream) -> Result:
+    def _spike_masks(self, first: np.ndarray) -> np.ndarray | None:
+        """The bit masks of the first input's rows (``[T·B, *shape]``, float32, C-contiguous) when a
+        synapse reads them and every value is 0 or 1, else None (the kernel reads the input in place).
+        The pass stops at the first row of other values, so graded inputs cost one row."""
+        if not (self.program.lists_spikes and first.size):
+            return None
+        rows = first.shape[0]
+        masks = np.empty(rows * -(-(first.size // rows) // 64), np.uint64)
+        return masks if spike_masks(first.reshape(-1), rows, masks) else None
+
+    def _execute(self, arrays: list[np.ndarray], plan: _Plan, steps: int, stream: _Stream, spikes: np.ndarray | None = None) -> Result:
         """Run the kernel for ``steps`` steps of ``stream`` and cut the record buffer into results.
-        ``arrays``: the (checked) inputs as ``[B, *shape]`` (direct) or ``[T·B, *shape]`` (sequence)."""
+        ``arrays``: the (checked) inputs as ``[B, *shape]`` (direct) or ``[T·B, *shape]`` (sequence);
+        ``spikes``: the first input's bit masks (:meth:`_spike_masks`), if listed."""
         batch = stream.batch_size
         record = np.empty(plan.total, np.float32)
         if batch:
             program = self.program
             counters = np.concatenate((stream.I[:2], plan.slots))
-            args = (steps, program.params, program.index, stream.F, counters, record, *arrays)
+            mode = RUN if spikes is None else RUN_SPIKES
+            args = (steps, program.params, program.index, stream.F, counters, NO_SPIKES if spikes is None else spikes, record, *arrays)
             if program.batched:
                 args += tuple(self._products(arrays, batch))
             if self._parallel(batch):
                 with self._threading(batch):
-                    self._module.run_parallel(RUN, *args)
+                    self._module.run_parallel(mode, *args)
             else:
-                self._module.samples(0, batch, RUN, *args)
+                self._module.samples(0, batch, mode, *args)
         stream.I[0] += steps
         outputs, probed = {}, {}
         for key, start, stop, shape, is_output, copy in plan.entries:
@@ -242,24 +258,25 @@ class NumbaModel(CompiledModel):
     # -- the calling convention ---------------------------------------------------------------
     def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
         sequence = self._single and self._sequence[0]
-        if (
-            num_steps is None
-            and self._ready(inputs, 2 if sequence else 1)
-            and (inputs.shape[0] if sequence else 1)
-            and all_finite(inputs)  # one vectorised pass, which also brings the data into the cache
-        ):
-            # the fast path: the kernel reads the array in place (a non-finite value goes to the checks)
+        if num_steps is None and self._ready(inputs, 2 if sequence else 1) and (inputs.shape[0] if sequence else 1):
+            # the fast path: the kernel reads the array in place. One sequential pass lists a spike
+            # train (0/1 only, hence finite) or tests that the values are finite; it also brings the
+            # data into the cache. A non-finite value goes to the checks below.
             steps, batch = (inputs.shape[0], inputs.shape[1]) if sequence else (self.graph.time.num_steps, inputs.shape[0])
             flat = [inputs.reshape(steps * batch, *self._first_shape) if sequence else inputs]
-            try:
-                requested = parse_probes(self.graph, probes)
-            except InputError:
-                requested = None  # raised below, after the input checks, as the reference does
-            if requested is not None:
-                return self._execute(flat, self._plan(requested, (steps, batch)), steps, self._fresh(batch))
+            spikes = self._spike_masks(flat[0]) if sequence else None
+            if spikes is not None or all_finite(inputs):
+                try:
+                    requested = parse_probes(self.graph, probes)
+                except InputError:
+                    requested = None  # raised below, after the input checks, as the reference does
+                if requested is not None:
+                    return self._execute(flat, self._plan(requested, (steps, batch)), steps, self._fresh(batch), spikes)
         arrays, steps, batch = prepare_sequence_inputs(self.graph, inputs, num_steps)
         requested = parse_probes(self.graph, probes)
-        return self._execute(self._kernel_inputs(arrays, steps, batch), self._plan(requested, (steps, batch)), steps, self._fresh(batch))
+        flat = self._kernel_inputs(arrays, steps, batch)
+        spikes = self._spike_masks(flat[0]) if self._sequence[0] else None
+        return self._execute(flat, self._plan(requested, (steps, batch)), steps, self._fresh(batch), spikes)
 
     def _kernel_inputs(self, arrays: dict[str, np.ndarray], steps: int, batch: int) -> list[np.ndarray]:
         """Checked inputs as the kernel takes them: ``[B, *shape]``, or ``[T·B, *shape]`` for the first
@@ -282,7 +299,7 @@ class NumbaModel(CompiledModel):
         entry = self._step_kernel if self.batch_size else None
         if entry is not None and entry is not False:
             program = self.program
-            args = (0, self.batch_size, STEP, 1, program.params, program.index, stream.F, stream.I)
+            args = (0, self.batch_size, STEP, 1, program.params, program.index, stream.F, stream.I, NO_SPIKES)
             stream.fast = partial(entry, *args)  # binds the arguments once: no tuple of 10 per step
 
     def _stream_kernel(self) -> Any:
@@ -294,7 +311,7 @@ class NumbaModel(CompiledModel):
         kernel = self._module.samples
         integer, vector, index = numba.types.int64, numba.types.float32[::1], numba.types.int64[::1]
         x = numba.types.Array(numba.types.float32, 1 + len(self._first_shape), "C")
-        signature = (integer, integer, integer, integer, vector, index, vector, index, vector, x)
+        signature = (integer, integer, integer, integer, vector, index, vector, index, numba.types.uint64[::1], vector, x)
         if signature not in kernel.overloads:
             try:
                 kernel.compile(signature)

@@ -50,7 +50,8 @@ def _clamp01(values: np.ndarray) -> np.ndarray:
 @synapse
 def linear(ctx: NodeContext) -> None:
     """``y = x Wᵀ + b``: weight rows in input order (only the nonzero inputs' rows when
-    event-driven), then the bias; dense and fed by a graph input: one BLAS product instead."""
+    event-driven, found from the caller's spike masks when fed by a spike-train input), then the
+    bias; dense and fed by a graph input: one BLAS product instead."""
     node, x = ctx.node, ctx.x
     n_out, n_in = node.weight.shape
     weight = np.ascontiguousarray(node.weight.T if x.layout.order is None else node.weight.T[x.layout.order])
@@ -61,7 +62,14 @@ def linear(ctx: NodeContext) -> None:
     ev_i, ev_v = ctx.events(n_in)
     mode = "event-driven" if ctx.event_driven else "dense"
     ctx.code(f"# {ctx.title}: {n_in} -> {n_out}, {mode}")
-    ctx.call(synapses.linear, x.expr, w, y, ev_i, ev_v, ctx.event_driven)
+    masks = ctx.spike_masks() if ctx.event_driven else None
+    if masks is None:
+        ctx.call(synapses.linear, x.expr, w, y, ev_i, ev_v, ctx.event_driven)
+    else:
+        with ctx.code.block("if mode == 2:  # the input is a spike train, listed by the caller"):
+            ctx.call(synapses.linear_spikes, masks, w, y, ev_i, ev_v)
+        with ctx.code.block("else:"):
+            ctx.call(synapses.linear, x.expr, w, y, ev_i, ev_v, True)
     if node.bias is not None:
         ctx.call(kernels.add_bias, y, ctx.param("bias", node.bias))
 

@@ -30,7 +30,7 @@ from numba import njit, prange
 # order of float32 operations is part of the semantics and no multiply-add may be fused.
 DECORATOR = "@njit(cache=True, nogil=True, error_model='numpy'{extra})"
 
-SIGNATURE = "steps, P, IP, F, I, record"
+SIGNATURE = "steps, P, IP, F, I, spikes, record"
 
 
 def _describe(gen: Any, name: str) -> str:
@@ -69,7 +69,7 @@ def _unpack(gen: Any) -> list[str]:
     """Views of the packed arguments: the record slots, the inputs as ``[T, B, n]`` / ``[B, n]``.
     Every array argument is borrowed first (``kernels.borrowed``): the caller owns them for the whole
     call and no view escapes it, so numba need not count references to each view (~0.1 us a step)."""
-    arrays = ["P", "IP", "F", "I", "record", *gen.raw_args, *(b.name for b in gen.batched)]
+    arrays = ["P", "IP", "F", "I", "spikes", "record", *gen.raw_args, *(b.name for b in gen.batched)]
     borrow = gen.function(kernels.borrowed)
     lines = [f"    {', '.join(arrays)} = {', '.join(f'{borrow}({a})' for a in arrays)}"]
     lines += ["    B = I[1]", "    t0 = I[0]", "    slots = I[2:]"]
@@ -95,7 +95,8 @@ def assemble(gen: Any) -> str:
         "    F packs the state, history and workspace rows of the samples (B rows of each, in that order);",
         "    recordings go to offsets I[2:] of `record`. `mode` 0: part of a run (inputs checked by the",
         "    caller); 1: a streaming step: first return False, changing nothing, if an input holds a",
-        '    non-finite value; on success I[0] advances."""',
+        "    non-finite value; on success I[0] advances; 2: part of a run whose first input is a spike",
+        '    train, its rows listed by the caller as bit masks in `spikes` (synapses.spike_masks)."""',
         *unpack,
     ]
     if gen.raw_args:

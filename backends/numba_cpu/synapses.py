@@ -10,6 +10,9 @@ Every synapse is a sum of weighted rows added to an output vector one at a time,
 * :func:`accumulate` adds listed rows of a flat weight table into ``y``, eight rows per pass over
   ``y`` (each ``y[j]`` still receives its terms one by one, in list order, so this is exactly "add the
   rows one after the other"); the inner loop runs over contiguous memory, so LLVM vectorises it.
+* :func:`spike_masks` lists a whole spike-train input (only 0 and 1) before the kernel runs, as bit
+  masks of its rows; :func:`linear_spikes` adds the rows of the set bits, so an event-driven Linear
+  on that input never reads the input rows themselves (see docs/numba.md, "Spike-train inputs").
 
 Linear: the rows are those of ``Wᵀ``. Convolutions (outputs channels-last, see layout.py) use one of:
 
@@ -141,6 +144,64 @@ def accumulate(src, offsets, values, k, n, y):
             y[j] = y[j] + v0 * r0[j]
 
 
+#: Bit patterns of the two values of a spike train.
+ONE_BITS = np.uint32(0x3F800000)
+
+
+@jit
+def _list_rows(bits, n, r0, r1, masks):
+    """:func:`spike_masks` for rows ``r0 .. r1 − 1`` of ``n`` words each."""
+    words = (n + 63) // 64
+    for r in range(r0, r1):
+        row = bits[r * n : (r + 1) * n]
+        other = 0
+        for j in range(n):  # vectorised: a flag, no early exit inside the row
+            other |= (row[j] != 0) & (row[j] != ONE_BITS)
+        if other:
+            return False
+        out = masks[r * words : (r + 1) * words]
+        for w in range(words):
+            start = w * 64
+            if start + 64 <= n:
+                out[w] = _nonzero_mask64(row, start)
+            else:  # the last, partial block
+                mask = np.uint64(0)
+                for j in range(n - start):
+                    mask |= np.uint64(row[start + j] != 0) << np.uint64(j)
+                out[w] = mask
+    return True
+
+
+@jit
+def spike_masks(x, rows, masks):
+    """List a spike-train input for :func:`linear_spikes`: for each of the ``rows`` rows of the flat
+    float32 array ``x`` (``[T·B, n]`` stored end to end), ``masks`` receives ``⌈n/64⌉`` words whose
+    bit ``j`` marks ``x[row, 64·w + j] != 0``. Returns False, leaving the rest unlisted, at the first
+    row holding anything but +0.0 and 1.0 (graded values, −0.0, NaN or ±inf): such an input is read
+    in place instead. One sequential pass, which also brings the data into the cache (serial: two
+    threads were slower on the 2-core development VM, whose memory bandwidth one thread fills)."""
+    return _list_rows(x.view(np.uint32), x.size // max(rows, 1), 0, rows, masks)
+
+
+@jit
+def linear_spikes(masks, weight, y, ev_i, ev_v):
+    """``y = x @ weight`` for a spike vector ``x`` given by its bit masks (:func:`spike_masks`): the
+    rows of the set bits, in input order, each times 1.0, so the sums are exactly those of
+    :func:`linear` on ``x`` itself; the input row is never read."""
+    n_out = y.size
+    for o in range(n_out):
+        y[o] = ZERO
+    n = 0
+    for w in range(masks.size):
+        mask = masks[w]
+        while mask != 0:
+            ev_i[n] = (w * 64 + np.int64(_trailing_zeros(mask))) * n_out
+            ev_v[n] = np.float32(1.0)
+            n += 1
+            mask &= mask - np.uint64(1)
+    accumulate(weight, ev_i, ev_v, 0, n, y)
+
+
 @jit
 def linear(x, weight, y, ev_i, ev_v, event_driven):
     """``y = x @ weight``: ``weight`` is ``Wᵀ`` flattened (row ``i`` at ``i·n_out``); rows added in
@@ -217,4 +278,4 @@ def conv_planes(x, y, geometry, offsets, weights, padded, plane):
                 y[(oh * ow_n + ow) * o_n + o] = target[oh * wp + ow]
 
 
-__all__ = ["nonzeros", "accumulate", "linear", "conv_band", "conv_planes", "MAGNITUDE"]
+__all__ = ["nonzeros", "accumulate", "spike_masks", "linear_spikes", "linear", "conv_band", "conv_planes", "MAGNITUDE"]

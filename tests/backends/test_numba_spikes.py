@@ -1,0 +1,196 @@
+"""Spike-train inputs listed before the kernel runs (``synapses.spike_masks``): a run whose first input
+holds only 0 and 1 hands the kernel bit masks of its rows, and the event-driven Linear layers fed by
+that input add the rows of the set bits without reading the input. Everything else reads the input
+in place, as before; both ways give the same bits."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import snnir  # noqa: E402
+from snnir import Flatten, GraphBuilder, LIF, Linear, Scale  # noqa: E402
+from snnir.backends.numba_cpu.synapses import spike_masks  # noqa: E402
+from snnir.errors import InputError  # noqa: E402
+from snnir.testing import dyadic, spike_train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "numba-kernels"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def expected_masks(x: np.ndarray) -> np.ndarray:
+    """Bit j of word w of a row: x[row, 64 w + j] != 0, from numpy alone."""
+    rows, n = x.shape
+    words = -(-n // 64)
+    padded = np.zeros((rows, words * 64), bool)
+    padded[:, :n] = x != 0
+    weights = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    return (padded.reshape(rows, words, 64).astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64).ravel()
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 200, 784])
+def test_spike_masks_mark_every_spike_of_every_row(n):
+    x = spike_train(np.random.default_rng(n), (9, n), 0.3)
+    x[0] = 0.0
+    x[1] = 1.0
+    masks = np.full(9 * -(-n // 64), 7, np.uint64)
+    assert spike_masks(x.ravel(), 9, masks)
+    np.testing.assert_array_equal(masks, expected_masks(x))
+
+
+@pytest.mark.parametrize("value", [0.5, 2.0, -1.0, -0.0, np.nan, np.inf])
+def test_spike_masks_stop_at_the_first_row_of_other_values(value):
+    x = spike_train(np.random.default_rng(1), (6, 70), 0.3)
+    x[4, 69] = value
+    words = 2
+    masks = np.zeros(6 * words, np.uint64)
+    assert not spike_masks(x.ravel(), 6, masks)
+    np.testing.assert_array_equal(masks[: 4 * words], expected_masks(x[:4]))  # rows before it: listed
+    np.testing.assert_array_equal(masks[4 * words :], 0)  # from it on: untouched
+
+
+def fc_graph(rng, first=None):
+    """x (sequence, 40) -> [first] -> Linear 40->30 -> LIF -> Linear 30->7 -> LIF, general float weights."""
+    builder = GraphBuilder("fc", num_steps=12)
+    x = builder.input("x", (40,), encoding="sequence")
+    if first is not None:
+        x = builder.add("first", first, x)
+    fc = builder.add("fc", Linear(weight=rng.normal(size=(30, 40)).astype(np.float32), bias=rng.normal(size=30).astype(np.float32)), x)
+    hidden = builder.add("lif", LIF(0.8), fc)
+    builder.output("out", builder.add("lif2", LIF(0.8), builder.add("fc2", Linear(7), hidden)))
+    return builder.build(seed=1)
+
+
+def watch(model) -> list[bool]:
+    """Record, for each run of ``model``, whether its input was listed."""
+    seen: list[bool] = []
+    listing = model._spike_masks
+
+    def spy(first):
+        masks = listing(first)
+        seen.append(masks is not None)
+        return masks
+
+    model._spike_masks = spy
+    return seen
+
+
+def in_place(model):
+    """``model`` with listing switched off: every run reads the input in place."""
+    model._spike_masks = lambda first: None
+    return model
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_listed_spike_train_gives_the_bits_of_the_input_read_in_place(threads, cache):
+    graph = fc_graph(np.random.default_rng(0))
+    data = spike_train(np.random.default_rng(1), (12, 8, 40), 0.2)
+    listed = snnir.compile(graph, "numba", threads=threads, cache_dir=cache)
+    assert listed.program.lists_spikes
+    seen = watch(listed)
+    found = listed.run(data, probes=["fc", "lif:membrane"])
+    assert seen == [True]
+    other = in_place(snnir.compile(graph, "numba", threads=threads, cache_dir=cache)).run(data, probes=["fc", "lif:membrane"])
+    for key in ("fc", "lif:membrane"):
+        np.testing.assert_array_equal(found.probes[key], other.probes[key], err_msg=key)
+    np.testing.assert_array_equal(found["out"], other["out"])
+    # golden from the definition: the weight rows of the spiking inputs, in input order, then the bias
+    weight, bias = graph.nodes["fc"].weight, graph.nodes["fc"].bias
+    expected = np.zeros((12, 8, 30), np.float32)
+    for i in range(40):
+        expected = expected + data[:, :, i : i + 1] * weight[:, i]
+    np.testing.assert_array_equal(found.probes["fc"], expected + bias)
+
+
+def test_listed_runs_match_the_reference_on_dyadic_weights(cache):
+    rng = np.random.default_rng(2)
+    builder = GraphBuilder("dyadic", num_steps=10)
+    x = builder.input("x", (70,), encoding="sequence")
+    hidden = builder.add("lif", LIF(0.75), builder.add("fc", Linear(weight=dyadic(rng, (20, 70)), bias=dyadic(rng, 20)), x))
+    builder.output("out", builder.add("lif2", LIF(0.5), builder.add("fc2", Linear(weight=dyadic(rng, (5, 20)), bias=None), hidden)))
+    graph = builder.build()
+    data = spike_train(rng, (10, 3, 70), 0.3)
+    model = snnir.compile(graph, "numba", cache_dir=cache)
+    seen = watch(model)
+    found = model.run(data, probes=["lif:membrane"])
+    expected = snnir.compile(graph, "reference").run(data, probes=["lif:membrane"])
+    assert seen == [True]
+    np.testing.assert_array_equal(found["out"], expected["out"])
+    np.testing.assert_array_equal(found.probes["lif:membrane"], expected.probes["lif:membrane"])
+
+
+def test_graded_values_are_read_in_place(cache):
+    """An input that is not a spike train (here one 0.5 in the last step) takes the in-place path."""
+    graph = fc_graph(np.random.default_rng(3))
+    data = spike_train(np.random.default_rng(4), (12, 4, 40), 0.3)
+    data[-1, -1, 5] = 0.5
+    model = snnir.compile(graph, "numba", cache_dir=cache)
+    seen = watch(model)
+    found = model.run(data, probes=["fc"])
+    assert seen == [False]
+    expected = snnir.compile(graph, "reference").run(data, probes=["fc"])
+    np.testing.assert_allclose(found.probes["fc"], expected.probes["fc"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(found["out"], expected["out"])
+
+
+def test_a_non_finite_value_in_a_spike_train_is_still_an_input_error(cache):
+    model = snnir.compile(fc_graph(np.random.default_rng(5)), "numba", cache_dir=cache)
+    data = spike_train(np.random.default_rng(6), (12, 2, 40), 0.3)
+    data[7, 1, 39] = np.nan
+    with pytest.raises(InputError, match="NaN|finite"):
+        model.run(data)
+
+
+def test_the_checked_path_lists_too(cache):
+    """A float64 spike train is converted and checked first, then listed like a float32 one."""
+    graph = fc_graph(np.random.default_rng(7))
+    data = spike_train(np.random.default_rng(8), (12, 3, 40), 0.3)
+    model = snnir.compile(graph, "numba", cache_dir=cache)
+    seen = watch(model)
+    found = model.run(data.astype(np.float64), probes=["fc"])
+    assert seen == [True]
+    np.testing.assert_array_equal(found.probes["fc"], model.run(data, probes=["fc"]).probes["fc"])
+    seen.clear()
+    shorter = model.run(data, num_steps=5, probes=["fc"])  # fewer steps than given: a copy of the first 5
+    assert seen == [True]
+    np.testing.assert_array_equal(shorter.probes["fc"], found.probes["fc"][:5])
+
+
+def test_a_flattened_image_input_is_listed(cache):
+    rng = np.random.default_rng(9)
+    builder = GraphBuilder("image", num_steps=6)
+    x = builder.add("flat", Flatten(), builder.input("x", (2, 5, 7), encoding="sequence"))
+    builder.output("out", builder.add("lif", LIF(0.5), builder.add("fc", Linear(weight=dyadic(rng, (9, 70)), bias=None), x)))
+    graph = builder.build()
+    data = spike_train(rng, (6, 3, 2, 5, 7), 0.3)
+    model = snnir.compile(graph, "numba", cache_dir=cache)
+    seen = watch(model)
+    found = model.run(data, probes=["fc"])
+    expected = snnir.compile(graph, "reference").run(data, probes=["fc"])
+    assert model.program.lists_spikes and seen == [True]
+    np.testing.assert_array_equal(found.probes["fc"], expected.probes["fc"])
+
+
+def test_only_event_driven_linears_reading_the_first_sequence_input_list_it(cache):
+    """Not a dense Linear, not one behind another node, not one on a direct input (hoisted)."""
+    rng = np.random.default_rng(10)
+    assert not snnir.compile(fc_graph(rng), "numba", event_driven=False, cache_dir=cache).program.lists_spikes
+    assert not snnir.compile(fc_graph(rng, Scale(np.float32(2.0))), "numba", cache_dir=cache).program.lists_spikes
+    builder = GraphBuilder("direct", num_steps=4)
+    x = builder.input("x", (40,), encoding="direct")
+    builder.output("out", builder.add("lif", LIF(0.5), builder.add("fc", Linear(5), x)))
+    assert not snnir.compile(builder.build(seed=0), "numba", event_driven=True, cache_dir=cache).program.lists_spikes
+
+
+def test_streaming_after_a_listed_run_equals_the_run(cache):
+    graph = fc_graph(np.random.default_rng(11))
+    data = spike_train(np.random.default_rng(12), (12, 2, 40), 0.3)
+    model = snnir.compile(graph, "numba", cache_dir=cache)
+    whole = model.run(data)["out"]
+    model.reset(2)
+    steps = np.stack([model.step(data[t])["out"] for t in range(12)])
+    np.testing.assert_array_equal(steps, whole)
