@@ -81,22 +81,25 @@ def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[
     return parsed
 
 
-def _as_float32(name: str, data: Any) -> np.ndarray:
+def as_float32(what: str, data: Any) -> np.ndarray:
+    """``data`` (an array, nested lists, numbers) as a C-contiguous float32 array of at least one
+    dimension, of finite real numbers, or an :class:`InputError` naming ``what`` ("input 'x'", "state
+    'lif[t-1]'") and the first bad value with its index. A float32 C-contiguous array of at least one
+    dimension is taken as it is (only the finiteness test)."""
     if type(data) is np.ndarray and data.dtype == FLOAT32 and data.flags.c_contiguous and data.ndim:
-        array = data  # already what the backends take: only the finiteness test below (a 0-d array
-        # goes the long way, where ascontiguousarray makes it 1-d)
+        array = data  # (a 0-d array goes the long way, where ascontiguousarray makes it 1-d)
     else:
         try:
             array = np.asarray(data)
         except (TypeError, ValueError) as error:
-            raise InputError(f"input {name!r}: cannot read as an array ({error})") from None
+            raise InputError(f"{what}: cannot read as an array ({error})") from None
         if array.dtype.kind not in "biuf":
-            raise InputError(f"input {name!r}: expected real numbers, found dtype {array.dtype}")
+            raise InputError(f"{what}: expected real numbers, found dtype {array.dtype}")
         with np.errstate(over="ignore"):
             array = np.ascontiguousarray(array, dtype=np.float32)
     if array.size and not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise InputError(f"input {name!r}: value {array[index]} at index {index} is not finite (NaN, inf or beyond float32)")
+        raise InputError(f"{what}: value {array[index]} at index {index} is not finite (NaN, inf or beyond float32)")
     return array
 
 
@@ -124,7 +127,7 @@ def prepare_sequence_inputs(
     batches: dict[str, int] = {}
     for name, data in _named_inputs(graph, inputs).items():
         node: Input = graph.nodes[name]  # type: ignore[assignment]
-        array = _as_float32(name, data)
+        array = as_float32(f"input {name!r}", data)
         lead = 2 if node.encoding == "sequence" else 1
         layout = "[T, B, " if lead == 2 else "[B, "
         expected = layout + ", ".join(map(str, node.shape)) + "]"
@@ -159,7 +162,7 @@ def prepare_step_inputs(graph: Graph, inputs: Any, batch_size: int) -> dict[str,
     arrays = {}
     for name, data in _named_inputs(graph, inputs).items():
         node: Input = graph.nodes[name]  # type: ignore[assignment]
-        array = _as_float32(name, data)
+        array = as_float32(f"input {name!r}", data)
         expected = (batch_size, *node.shape)
         if tuple(array.shape) != expected:
             hint = " (the batch size is fixed by reset(); call reset again to change it)" if array.shape[1:] == tuple(node.shape) else ""
@@ -225,6 +228,7 @@ class CompiledModel(ABC):
 
 
 __all__ = [
+    "as_float32",
     "CompiledModel",
     "Result",
     "Probe",

@@ -24,7 +24,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 from snnir.errors import BackendUnavailableError, InputError, SnnirError, add_note
 from snnir.ir.graph import Graph
 from snnir.lowering import LoweringTable
-from snnir.runtime import CompiledModel, Probe, Result, check_batch_size, parse_probes, prepare_sequence_inputs, prepare_step_inputs
+from snnir.runtime import CompiledModel, Probe, Result, as_float32, check_batch_size, parse_probes, prepare_sequence_inputs, prepare_step_inputs
 
 from .build import build_model
 from .context import Names
@@ -270,18 +270,12 @@ class OnnxModel(CompiledModel):
 
 
 def _state_array(key: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"state {key!r}: cannot read as an array ({error})") from None
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"state {key!r}: expected real numbers, found dtype {array.dtype}")
+    """A state given to ``set_state``: finite real numbers of shape ``[B, *shape]``, as a private
+    float32 copy (the stream advances it; the caller's array stays as it was)."""
+    array = as_float32(f"state {key!r}", value)
     if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != tuple(shape):
         raise InputError(f"state {key!r}: expected shape [B, {', '.join(map(str, shape))}], found {list(array.shape)}")
-    array = np.array(array, dtype=np.float32)
-    if array.size and not np.isfinite(array).all():
-        raise InputError(f"state {key!r}: holds values that are not finite")
-    return array
+    return array.copy()  # never an alias of the caller's array
 
 
 class Runtime(OnnxModel):

@@ -198,7 +198,7 @@ def test_mismatched_state_tensors_are_input_errors():
         ({"lif:membrane": np.zeros((2, 5))}, "missing state 'lif\\[t-1\\]'"),
         ({**good, "lif:membrane": np.zeros((2, 4))}, "state 'lif:membrane': expected shape \\[B, 5\\], found \\[2, 4\\]"),
         ({**good, "lif:membrane": np.zeros((3, 5))}, "states disagree on the batch size"),
-        ({**good, "lif[t-1]": np.full((2, 5), np.inf)}, "state 'lif\\[t-1\\]': holds values that are not finite"),
+        ({**good, "lif[t-1]": np.full((2, 5), np.inf)}, "state 'lif\\[t-1\\]': value inf at index \\(0, 0\\) is not finite"),
         ({**good, "lif[t-1]": np.zeros((2, 5), complex)}, "expected real numbers"),
         ([np.zeros((2, 5))], "states must be a mapping"),
     ]
