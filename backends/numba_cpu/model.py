@@ -202,15 +202,17 @@ class NumbaModel(CompiledModel):
             products.append(rows.reshape(*lead, item.weight.shape[1]))
         return products
 
-    def _spike_masks(self, first: np.ndarray) -> np.ndarray | None:
-        """The bit masks of the first input's rows (``[T·B, *shape]``, float32, C-contiguous) when a
-        synapse reads them and every value is 0 or 1, else None (the kernel reads the input in place).
-        The pass stops at the first row of other values, so graded inputs cost one row."""
+    def _spike_masks(self, first: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """``(masks, rows)``: the bit masks of the first input's rows (``[T·B, *shape]``, float32,
+        C-contiguous) when a synapse reads them and every value is 0 or 1, else None (the kernel then
+        reads the input in place); ``rows`` leading rows were found to hold only 0 and 1 (hence
+        finite values), where the pass stopped at a row of other values."""
         if not (self.program.lists_spikes and first.size):
-            return None
+            return None, 0
         rows = first.shape[0]
         masks = np.empty(rows * -(-(first.size // rows) // 64), np.uint64)
-        return masks if spike_masks(first.reshape(-1), rows, masks) else None
+        listed = spike_masks(first.reshape(-1), rows, masks)
+        return (masks if listed == rows else None), listed
 
     def _execute(self, arrays: list[np.ndarray], plan: _Plan, steps: int, stream: _Stream, spikes: np.ndarray | None = None) -> Result:
         """Run the kernel for ``steps`` steps of ``stream`` and cut the record buffer into results.
@@ -260,12 +262,13 @@ class NumbaModel(CompiledModel):
         sequence = self._single and self._sequence[0]
         if num_steps is None and self._ready(inputs, 2 if sequence else 1) and (inputs.shape[0] if sequence else 1):
             # the fast path: the kernel reads the array in place. One sequential pass lists a spike
-            # train (0/1 only, hence finite) or tests that the values are finite; it also brings the
-            # data into the cache. A non-finite value goes to the checks below.
+            # train (0/1 only, hence finite) or tests that the values are finite (from the first row
+            # that is not 0/1 when a synapse could list it); it also brings the data into the cache.
+            # A non-finite value goes to the checks below.
             steps, batch = (inputs.shape[0], inputs.shape[1]) if sequence else (self.graph.time.num_steps, inputs.shape[0])
             flat = [inputs.reshape(steps * batch, *self._first_shape) if sequence else inputs]
-            spikes = self._spike_masks(flat[0]) if sequence else None
-            if spikes is not None or all_finite(inputs):
+            spikes, checked = self._spike_masks(flat[0]) if sequence else (None, 0)
+            if spikes is not None or all_finite(flat[0][checked:]):  # the rows not listed
                 try:
                     requested = parse_probes(self.graph, probes)
                 except InputError:
@@ -275,7 +278,7 @@ class NumbaModel(CompiledModel):
         arrays, steps, batch = prepare_sequence_inputs(self.graph, inputs, num_steps)
         requested = parse_probes(self.graph, probes)
         flat = self._kernel_inputs(arrays, steps, batch)
-        spikes = self._spike_masks(flat[0]) if self._sequence[0] else None
+        spikes = self._spike_masks(flat[0])[0] if self._sequence[0] else None
         return self._execute(flat, self._plan(requested, (steps, batch)), steps, self._fresh(batch), spikes)
 
     def _kernel_inputs(self, arrays: dict[str, np.ndarray], steps: int, batch: int) -> list[np.ndarray]:

@@ -149,16 +149,24 @@ ONE_BITS = np.uint32(0x3F800000)
 
 
 @jit
-def _list_rows(bits, n, r0, r1, masks):
-    """:func:`spike_masks` for rows ``r0 .. r1 − 1`` of ``n`` words each."""
+def spike_masks(x, rows, masks):
+    """List a spike-train input for :func:`linear_spikes`: for each of the ``rows`` rows of the flat
+    float32 array ``x`` (``[T·B, n]`` stored end to end), ``masks`` receives ``⌈n/64⌉`` words whose
+    bit ``j`` marks ``x[row, 64·w + j] != 0``. Stops at the first row holding anything but +0.0 and
+    1.0 (graded values, −0.0, NaN or ±inf; such an input is read in place instead) and returns the
+    number of rows listed (all of them, finite by construction, or those before that row). One
+    sequential pass, which also brings the data into the cache (serial: two threads were slower on
+    the 2-core development VM, whose memory bandwidth one thread fills)."""
+    bits = x.view(np.uint32)
+    n = bits.size // max(rows, 1)
     words = (n + 63) // 64
-    for r in range(r0, r1):
+    for r in range(rows):
         row = bits[r * n : (r + 1) * n]
         other = 0
         for j in range(n):  # vectorised: a flag, no early exit inside the row
             other |= (row[j] != 0) & (row[j] != ONE_BITS)
         if other:
-            return False
+            return r
         out = masks[r * words : (r + 1) * words]
         for w in range(words):
             start = w * 64
@@ -169,18 +177,7 @@ def _list_rows(bits, n, r0, r1, masks):
                 for j in range(n - start):
                     mask |= np.uint64(row[start + j] != 0) << np.uint64(j)
                 out[w] = mask
-    return True
-
-
-@jit
-def spike_masks(x, rows, masks):
-    """List a spike-train input for :func:`linear_spikes`: for each of the ``rows`` rows of the flat
-    float32 array ``x`` (``[T·B, n]`` stored end to end), ``masks`` receives ``⌈n/64⌉`` words whose
-    bit ``j`` marks ``x[row, 64·w + j] != 0``. Returns False, leaving the rest unlisted, at the first
-    row holding anything but +0.0 and 1.0 (graded values, −0.0, NaN or ±inf): such an input is read
-    in place instead. One sequential pass, which also brings the data into the cache (serial: two
-    threads were slower on the 2-core development VM, whose memory bandwidth one thread fills)."""
-    return _list_rows(x.view(np.uint32), x.size // max(rows, 1), 0, rows, masks)
+    return rows
 
 
 @jit

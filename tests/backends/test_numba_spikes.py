@@ -38,7 +38,7 @@ def test_spike_masks_mark_every_spike_of_every_row(n):
     x[0] = 0.0
     x[1] = 1.0
     masks = np.full(9 * -(-n // 64), 7, np.uint64)
-    assert spike_masks(x.ravel(), 9, masks)
+    assert spike_masks(x.ravel(), 9, masks) == 9
     np.testing.assert_array_equal(masks, expected_masks(x))
 
 
@@ -48,7 +48,7 @@ def test_spike_masks_stop_at_the_first_row_of_other_values(value):
     x[4, 69] = value
     words = 2
     masks = np.zeros(6 * words, np.uint64)
-    assert not spike_masks(x.ravel(), 6, masks)
+    assert spike_masks(x.ravel(), 6, masks) == 4  # the rows listed: those before row 4
     np.testing.assert_array_equal(masks[: 4 * words], expected_masks(x[:4]))  # rows before it: listed
     np.testing.assert_array_equal(masks[4 * words :], 0)  # from it on: untouched
 
@@ -71,9 +71,9 @@ def watch(model) -> list[bool]:
     listing = model._spike_masks
 
     def spy(first):
-        masks = listing(first)
+        masks, rows = listing(first)
         seen.append(masks is not None)
-        return masks
+        return masks, rows
 
     model._spike_masks = spy
     return seen
@@ -81,7 +81,7 @@ def watch(model) -> list[bool]:
 
 def in_place(model):
     """``model`` with listing switched off: every run reads the input in place."""
-    model._spike_masks = lambda first: None
+    model._spike_masks = lambda first: (None, 0)
     return model
 
 
@@ -123,11 +123,14 @@ def test_listed_runs_match_the_reference_on_dyadic_weights(cache):
     np.testing.assert_array_equal(found.probes["lif:membrane"], expected.probes["lif:membrane"])
 
 
-def test_graded_values_are_read_in_place(cache):
-    """An input that is not a spike train (here one 0.5 in the last step) takes the in-place path."""
+@pytest.mark.parametrize("value", [0.5, -0.0])
+@pytest.mark.parametrize("step", [0, -1])
+def test_other_values_are_read_in_place(value, step, cache):
+    """An input that is not a spike train (one 0.5 or -0.0, in the first or the last step) takes the
+    in-place path and matches the reference."""
     graph = fc_graph(np.random.default_rng(3))
     data = spike_train(np.random.default_rng(4), (12, 4, 40), 0.3)
-    data[-1, -1, 5] = 0.5
+    data[step, -1, 5] = value
     model = snnir.compile(graph, "numba", cache_dir=cache)
     seen = watch(model)
     found = model.run(data, probes=["fc"])
@@ -143,21 +146,24 @@ def test_a_non_finite_value_in_a_spike_train_is_still_an_input_error(cache):
     data[7, 1, 39] = np.nan
     with pytest.raises(InputError, match="NaN|finite"):
         model.run(data)
+    data[7, 1, 39] = 0.5  # the listing stops here; the rows after it are tested for NaN/inf on their own
+    data[9, 0, 3] = np.inf
+    with pytest.raises(InputError, match=r"value inf at index \(9, 0, 3\)"):
+        model.run(data)
 
 
 def test_the_checked_path_lists_too(cache):
-    """A float64 spike train is converted and checked first, then listed like a float32 one."""
+    """A float64 spike train, or fewer steps than given, is converted and checked first, then listed."""
     graph = fc_graph(np.random.default_rng(7))
     data = spike_train(np.random.default_rng(8), (12, 3, 40), 0.3)
     model = snnir.compile(graph, "numba", cache_dir=cache)
     seen = watch(model)
     found = model.run(data.astype(np.float64), probes=["fc"])
-    assert seen == [True]
-    np.testing.assert_array_equal(found.probes["fc"], model.run(data, probes=["fc"]).probes["fc"])
-    seen.clear()
-    shorter = model.run(data, num_steps=5, probes=["fc"])  # fewer steps than given: a copy of the first 5
-    assert seen == [True]
-    np.testing.assert_array_equal(shorter.probes["fc"], found.probes["fc"][:5])
+    shorter = model.run(data, num_steps=5, probes=["fc"])  # a copy of the first 5 steps
+    assert seen == [True, True]
+    expected = in_place(snnir.compile(graph, "numba", cache_dir=cache)).run(data, probes=["fc"])
+    np.testing.assert_array_equal(found.probes["fc"], expected.probes["fc"])
+    np.testing.assert_array_equal(shorter.probes["fc"], expected.probes["fc"][:5])
 
 
 def test_a_flattened_image_input_is_listed(cache):
@@ -190,7 +196,57 @@ def test_streaming_after_a_listed_run_equals_the_run(cache):
     graph = fc_graph(np.random.default_rng(11))
     data = spike_train(np.random.default_rng(12), (12, 2, 40), 0.3)
     model = snnir.compile(graph, "numba", cache_dir=cache)
+    seen = watch(model)
     whole = model.run(data)["out"]
+    assert seen == [True]
     model.reset(2)
     steps = np.stack([model.step(data[t])["out"] for t in range(12)])
     np.testing.assert_array_equal(steps, whole)
+    assert seen == [True]  # steps read their input in place
+
+
+def test_one_input_feeding_two_linears_of_different_widths_in_parallel(cache):
+    """Multi-word masks (130 inputs: three words per row) on the prange driver, read by a Linear of
+    13 outputs and one of 64; a batch of 0 runs too."""
+    rng = np.random.default_rng(13)
+    builder = GraphBuilder("two", num_steps=7)
+    x = builder.input("x", (130,), encoding="sequence")
+    for name, width in (("a", 13), ("b", 64)):
+        fc = builder.add(f"fc_{name}", Linear(weight=dyadic(rng, (width, 130)), bias=dyadic(rng, width)), x)
+        builder.output(f"out_{name}", builder.add(f"lif_{name}", LIF(0.75), fc), "membrane")
+    graph = builder.build()
+    data = spike_train(rng, (7, 8, 130), 0.3)
+    model = snnir.compile(graph, "numba", threads=2, cache_dir=cache)
+    seen = watch(model)
+    found = model.run(data)
+    expected = snnir.compile(graph, "reference").run(data)
+    assert seen == [True]
+    for key in expected:
+        np.testing.assert_array_equal(found[key], expected[key], err_msg=key)
+    assert model.run(data[:, :0])["out_a"].shape == (7, 0, 13)
+
+
+def test_only_the_first_input_is_listed(cache):
+    """With two sequence inputs, the first (a spike train) is listed and the second (graded) is read
+    in place; a graph whose first input is direct lists nothing."""
+    rng = np.random.default_rng(14)
+    for first, second in (("sequence", "sequence"), ("direct", "sequence")):
+        builder = GraphBuilder("two_inputs", num_steps=6)
+        a = builder.input("a", (70,), encoding=first)
+        b = builder.input("b", (20,), encoding=second)
+        fa = builder.add("fa", Linear(weight=dyadic(rng, (9, 70)), bias=None), a)
+        fb = builder.add("fb", Linear(weight=dyadic(rng, (9, 20)), bias=None), b)
+        lif = builder.add("lif", LIF(0.5), fa)
+        builder.connect(fb, lif)
+        builder.output("out", lif, "membrane")
+        graph = builder.build()
+        data = {
+            "a": spike_train(rng, (6, 3, 70) if first == "sequence" else (3, 70), 0.3),
+            "b": rng.integers(0, 5, size=(6, 3, 20)).astype(np.float32) / 4,
+        }
+        model = snnir.compile(graph, "numba", event_driven=True, cache_dir=cache)
+        seen = watch(model)
+        found = model.run(data)
+        assert model.program.lists_spikes == (first == "sequence")
+        assert seen == ([True] if first == "sequence" else [])
+        np.testing.assert_array_equal(found["out"], snnir.compile(graph, "reference").run(data)["out"])
