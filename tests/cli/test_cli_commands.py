@@ -34,7 +34,33 @@ def test_plot_writes_pngs(tmp_path, capsys):
 def test_bench_compares_backends(capsys):
     assert main(["bench", "examples/quickstart_fc.yaml", "--backends", "reference", "--repeat", "1", "--batch", "2"]) == 0
     out = capsys.readouterr().out
-    assert "median of 1" in out and "reference" in out and "100.00%" in out
+    assert "median of 1" in out and "spikes equal" in out and "max |diff| other" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("reference"))
+    assert row[3:5] == ["100.00%", "0.0e+00"]  # spikes equal; the membrane output's largest difference
+
+
+def test_bench_agreement_separates_spikes_from_membranes():
+    """Spike outputs are compared exactly, other outputs by their largest difference (membranes may
+    differ in the last bits on general floats, as DESIGN.md allows)."""
+    import numpy as np
+
+    import snnir
+    from snnir.cli.commands.bench import _agreement
+    from snnir.runtime import Result
+
+    graph = snnir.load("examples/quickstart_fc.yaml")
+    spikes = np.zeros((4, 2, 10), np.float32)
+    membrane = np.full((4, 2, 10), 0.5, np.float32)
+    reference = Result({"spikes": spikes, "membrane": membrane})
+    found = Result({"spikes": spikes.copy(), "membrane": membrane + np.float32(2.5e-7)})
+    found["spikes"][0, 0, :4] = 1.0  # 4 of 80 elements differ
+    assert _agreement(graph, found, reference) == ("95.00%", "2.4e-07")
+
+
+def test_bench_rate_is_a_probability(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["bench", "examples/quickstart_fc.yaml", "--rate", "1.5"])
+    assert caught.value.code == 2 and "expected a probability between 0 and 1, found 1.5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
