@@ -1,7 +1,7 @@
 """Package discovery only; all metadata lives in pyproject.toml.
 
 backends/ and frontends/ install inside the snnir namespace (snnir.backends.*, snnir.frontends.*,
-DESIGN.md section 1). Listing their subpackages by walking the tree means a new backend or frontend
+docs/architecture.md, Layout). Listing their subpackages by walking the tree means a new backend or frontend
 never needs an edit here; tests/test_packaging.py checks the result against the source tree.
 """
 

@@ -1,4 +1,4 @@
-"""numba backend inference against snnTorch, the torch backend and onnxruntime (DESIGN.md section 6).
+"""numba backend inference against snnTorch, the torch backend and onnxruntime (README.md, Benchmarks).
 
 Workloads, each run by every peer in this one process with the same weights and thread count:
 

@@ -1,4 +1,4 @@
-"""onnxruntime (snnir's onnx backend) beside numba and snnTorch on DESIGN.md workloads (b) and (c).
+"""onnxruntime (snnir's onnx backend) beside numba and snnTorch on workloads (b) and (c) (README.md, Benchmarks).
 
 (b) FC 784-512-10 LIF (β = 0.9), T = 100, batch 64, Bernoulli(0.1) input spikes: a whole sequence.
 (c) the same network streamed one step at a time with batch 1: time per step.

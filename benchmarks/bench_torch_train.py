@@ -1,6 +1,6 @@
 """Training-step time and memory of snnir's torch backend against snnTorch 1.0, side by side.
 
-Workloads (DESIGN.md section 6):
+Workloads (README.md, Benchmarks):
   (a) the seed quickstart CNN: Conv 1->8 k5, MaxPool 2, LIF, Conv 8->16 k5, MaxPool 2, LIF, Flatten,
       Linear 256->10, LIF; beta 0.9, fast_sigmoid; batch 128, T = 25, the same image every step;
   (b) FC 784-512-10 LIF (atan), T = 100, batch 64, Bernoulli(0.1) input spikes; by default fc1 sums

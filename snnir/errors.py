@@ -1,4 +1,4 @@
-"""The snnir error hierarchy (DESIGN.md section 7).
+"""The snnir error hierarchy (docs/architecture.md, "Errors say where and what").
 
 Every error snnir raises on purpose derives from :class:`SnnirError` and also from the builtin
 that best describes it, so ``except ValueError`` keeps working for callers who do not know snnir.

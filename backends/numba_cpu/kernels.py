@@ -5,7 +5,7 @@ Each kernel updates one sample's flat float32 buffers in place. They are compile
 new graph structure to a second or two: the generated code only sequences calls.
 
 Numerics: one float32 operation per expression, in the order of ``snnir/reference/neurons.py`` and
-``kernels.py`` (DESIGN.md section 5); no fastmath, so LLVM never fuses a multiply and an add.
+``kernels.py`` (docs/semantics.md); no fastmath, so LLVM never fuses a multiply and an add.
 ``conv_rows`` and ``conv`` are the scatter convolutions used where synapses.py's band and plane
 kernels do not apply; they add a synapse's inputs' contributions in input order, then the bias.
 """

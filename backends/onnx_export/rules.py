@@ -3,7 +3,7 @@
 ``x`` is the name of the node's summed input (fan-in added in edge order by the builder); the rule
 returns the name of the node's output value. Neuron rules read ``ctx.previous(node, variable)`` and
 record ``ctx.set_next(...)``, writing one ONNX node per float32 operation in the order of
-``snnir/reference/neurons.py`` (DESIGN.md section 5): Mul and Add stay separate nodes, so no runtime
+``snnir/reference/neurons.py`` (docs/semantics.md): Mul and Add stay separate nodes, so no runtime
 can contract them into a fused multiply-add. Two exact identities are used: ``β = 1`` (IF) and
 ``g = 1`` (graded factor) skip their multiplication, since ``v·1 = v`` in IEEE arithmetic.
 """

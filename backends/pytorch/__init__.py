@@ -1,4 +1,4 @@
-"""The torch backend: surrogate-gradient BPTT training of snnir graphs (DESIGN.md section 4).
+"""The torch backend: surrogate-gradient BPTT training of snnir graphs (docs/torch.md).
 
 ``snnir.compile(graph, "torch", device=None, dtype=torch.float32)`` returns a
 :class:`~snnir.backends.pytorch.model.TorchModel` (an ``nn.Module`` that also offers ``run``/``step``).

@@ -5,7 +5,7 @@ tensor, for its weight gradient. Those spikes are exactly ``H(U − θ)·g`` of 
 keeps anyway, so while a model runs with gradients, :func:`spike_recomputation` installs
 saved-tensor hooks that store such a tensor as a recipe (membranes, threshold, factor, view geometry)
 and rebuild it bit for bit when the backward pass asks for it. The memory kept for the backward pass
-then approaches one potential per neuron-step (DESIGN.md section 4).
+then approaches one potential per neuron-step (docs/torch.md).
 
 :func:`saved_bytes` measures that memory for any training step (snnTorch's included): the bytes of the
 distinct storages saved for backward, leaving out parameters and the inputs, which exist anyway.

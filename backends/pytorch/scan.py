@@ -2,7 +2,7 @@
 
 A neuron layer over a whole sequence is one :class:`LIFScan`, :class:`CubaScan` or :class:`LIScan`
 call. The forward pass loops over time with in-place operations in the exact order of the reference
-(DESIGN.md section 5) and builds no autograd graph; the backward pass loops back over time with two
+(docs/semantics.md) and builds no autograd graph; the backward pass loops back over time with two
 to six tensor operations per step, everything else (surrogate slopes, parameter gradients) being
 vectorised over ``T``.
 

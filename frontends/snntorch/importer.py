@@ -26,7 +26,7 @@ from .traced import convert_traced
 #: snnTorch buffer holding each recorded state variable
 _STATE_BUFFERS = {"membrane": "mem", "current": "syn"}
 
-#: Tolerances of the check (DESIGN.md section 5 for general float32 graphs): values within 1e-4, and at
+#: Tolerances of the check (docs/semantics.md's contract for general float32 graphs): values within 1e-4, and at
 #: most one element in a thousand off (a spike flipped by a last-bit difference of a membrane).
 ATOL = RTOL = 1e-4
 MAX_MISMATCH = 1e-3

@@ -1,6 +1,6 @@
 """Neuron updates of the reference interpreter: the executable form of docs/semantics.md.
 
-Each line is one float32 operation in the order DESIGN.md section 5 fixes (snnTorch 1.0's), so other
+Each line is one float32 operation in the order docs/semantics.md fixes (snnTorch 1.0's), so other
 backends can match these results bit for bit on dyadic data.
 """
 

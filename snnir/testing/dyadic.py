@@ -1,7 +1,7 @@
 """Random dyadic data: multiples of 2^-bits small enough that every sum is exact in float32.
 
 On such data the order of additions cannot matter, so every backend must agree with the reference
-bit for bit (DESIGN.md section 5); products with spikes (0/1) stay dyadic too.
+bit for bit (docs/semantics.md); products with spikes (0/1) stay dyadic too.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The graphs (``shared/nir-paper/`` beside the repository, from the NIR project's paper folder) were
 written by Norse, Rockpool, Sinabs and snnTorch. Their weights are not dyadic, so the cases compare
-within DESIGN.md's contract for general float32 graphs rather than bit for bit.
+within docs/semantics.md's contract for general float32 graphs rather than bit for bit.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Trained seed networks: the numba backend agrees with the torch backend that trained them.
 
 Weights after training are general float32 numbers, so sums may round differently (BLAS, conv
-algorithms); DESIGN.md section 5 asks for >= 99.9% spike agreement and identical predictions on
->= 99.9% of the samples.
+algorithms); the numerics contract (docs/semantics.md) asks for >= 99.9% spike agreement, and this
+test also asks for identical predictions on >= 99.9% of the samples.
 """
 
 from pathlib import Path

@@ -94,7 +94,7 @@ def _neuron_ops(neuron):
 
 
 def test_neuron_updates_are_one_node_per_float_operation_in_design_order():
-    """DESIGN.md section 5, written out as ONNX ops (golden from the equations, not from our output)."""
+    """docs/semantics.md's operation order as ONNX ops (golden from the equations, not from our output)."""
     heaviside = ["Sub", "Greater", "Cast"]
     clamp = ["Clip"]
     # R = H(U' − θ); U = (β·U' + I) − R·θ; S = H(U − θ)

@@ -87,7 +87,7 @@ def test_neuron_updates_are_bit_identical_on_general_float_data(neuron_name):
 
 
 def test_general_float_networks_meet_the_numerics_contract():
-    """DESIGN.md section 5: on non-dyadic graphs spikes agree on >= 99.9 % and membranes within 1e-4."""
+    """docs/semantics.md: on non-dyadic graphs spikes agree on >= 99.9 % and membranes within 1e-4."""
     graph = snnir.Sequential(
         snnir.Conv2d(6, 3, padding=1), snnir.AvgPool2d(2), LIF(0.9, threshold=0.5), snnir.Flatten(), snnir.Linear(20),
         snnir.Recurrent(CubaLIF(0.8, 0.9), snnir.Linear(20)), snnir.Linear(5), LIF(0.85),

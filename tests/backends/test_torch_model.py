@@ -113,7 +113,7 @@ def test_trained_parameters_are_written_back_and_run_in_the_reference(tmp_path):
     reloaded = snnir.load(path)
     ours = model.run(inputs, probes=state_probes(graph))
     theirs = snnir.compile(reloaded, "reference").run(inputs, probes=state_probes(graph))
-    for key in ours:  # the contract for general float32 graphs (DESIGN.md section 5)
+    for key in ours:  # the contract for general float32 graphs (docs/semantics.md)
         if key.endswith("_out"):
             assert (ours[key] == theirs[key]).mean() >= 0.999, key
         else:

@@ -288,7 +288,7 @@ def test_rleaky_network_matches_snntorch(chunk_steps):
     spikes = _train_side_by_side(lambda: forward(inputs), theirs, model, inputs, targets,
                                  SF.mse_count_loss(0.8, 0.2), mse_count_loss(0.8, 0.2))
     assert spikes.sum() > 0
-    # Membranes: snnTorch adds (β·U + I) + rec, snnir β·U + (I + rec) (fan-in first, DESIGN.md section 5).
+    # Membranes: snnTorch adds (β·U + I) + rec, snnir β·U + (I + rec) (fan-in first, docs/semantics.md).
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             parameter.copy_(theirs[name])

@@ -192,7 +192,7 @@ def test_the_seed_tutorial_end_to_end(model_file):
     assert history.val_accuracy[-1] == pytest.approx(scores["accuracy"])
     for name, before in beta_before.items():  # the FC net's learnable per-neuron beta moves
         assert not torch.equal(dict(model.named_parameters())[name].detach(), before)
-    trained = model.to_graph()  # the reference runs it alike (DESIGN.md section 5: general float32 graphs)
+    trained = model.to_graph()  # the reference runs it alike (docs/semantics.md: general float32 graphs)
     expected, found = snnir.compile(trained, "reference").run(test[0]), model.run(test[0])
     assert (expected["spikes"] == found["spikes"]).mean() >= 0.999
     np.testing.assert_allclose(found["membrane"], expected["membrane"], atol=1e-4)
