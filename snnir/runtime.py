@@ -81,6 +81,18 @@ def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[
     return parsed
 
 
+def check_output(graph: Graph, output: str | None) -> str:
+    """``output``, or the graph's first output when None; an unknown name is an :class:`InputError`
+    listing the outputs (with the closest one)."""
+    if output is None:
+        return graph.outputs[0]
+    if output not in graph.outputs:
+        close = difflib.get_close_matches(str(output), list(graph.outputs), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown output {output!r}{hint}; the graph's outputs are {list(graph.outputs)}")
+    return output
+
+
 def as_float32(what: str, data: Any) -> np.ndarray:
     """``data`` (an array, nested lists, numbers) as a C-contiguous float32 array of at least one
     dimension, of finite real numbers, or an :class:`InputError` naming ``what`` ("input 'x'", "state
@@ -212,9 +224,7 @@ class CompiledModel(ABC):
 
     def predict(self, inputs: Any, *, output: str | None = None, readout_mode: str | None = None) -> np.ndarray:
         """Class indices ``[B]``: by spike count for spike outputs, by maximum over time otherwise."""
-        output = output or self.graph.outputs[0]
-        if output not in self.graph.outputs:
-            raise InputError(f"unknown output {output!r}; the graph's outputs are {list(self.graph.outputs)}")
+        output = check_output(self.graph, output)
         record = self.graph.nodes[output].record  # type: ignore[attr-defined]
         source = self.graph.nodes[self.graph.output_source(output)]
         spikes = record == "spikes" or (record == "value" and source.spiking)
@@ -229,6 +239,7 @@ class CompiledModel(ABC):
 
 __all__ = [
     "as_float32",
+    "check_output",
     "CompiledModel",
     "Result",
     "Probe",

@@ -14,8 +14,9 @@
   chunks, as snnTorch's ``backprop.TBPTT``;
 * ``checkpoint=path``: after every epoch the model, optimizer, history and RNG states are written
   atomically; ``resume=True`` continues from that file;
-* a tqdm progress bar per epoch (``progress=False`` hides it); the returned :class:`History` holds the
-  per-epoch training loss, accuracy, time and validation results.
+* a tqdm progress bar per epoch (``progress=False`` hides it), with its length when the data are
+  arrays; the returned :class:`History` holds the per-epoch training loss, accuracy, time and
+  validation results, and ``on_epoch(row)`` receives each epoch's row as soon as it is done.
 
 Under ``torch.distributed`` with numpy data, every rank draws the same permutation and trains on its
 own share of each batch; DDP averages the gradients. Only rank 0 shows progress and writes checkpoints.
@@ -174,6 +175,14 @@ def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Ge
         yield _take(graph, x, index, raw), torch.as_tensor(np.asarray(y)[index] if not isinstance(y, torch.Tensor) else y[index])
 
 
+def _batch_count(data: Any, batch_size: Any) -> int | None:
+    """How many batches :func:`_batches` yields for a pair ``(x, labels)`` (None for other data: the
+    progress bar then counts without a total)."""
+    if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[1]) == 1 and isinstance(batch_size, int) and batch_size > 0:
+        return -(-np.shape(data[1])[0] // batch_size)
+    return None
+
+
 def _sample_count(graph, x: Any, raw: bool) -> int:
     """The number of samples in ``x`` (along axis 0 for ``raw`` data, else each input's batch axis)."""
     arrays = x if isinstance(x, Mapping) else {graph.inputs[0]: x}
@@ -246,19 +255,31 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
     atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
-def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    rng: np.random.Generator | None = None) -> tuple[int, History]:
-    """Restore what :func:`save_checkpoint` wrote; returns ``(epoch, history)``."""
+def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a format error
         raise FormatError(f"{path}: not a readable snnir torch checkpoint ({error})") from None
     if not isinstance(payload, dict) or payload.get("format") != "snnir-torch-checkpoint":
         raise FormatError(f"{path}: not an snnir torch checkpoint")
+    return payload
+
+
+def checkpoint_epochs(path: str | os.PathLike) -> int:
+    """How many epochs the checkpoint at ``path`` holds (``fit(..., resume=True)`` continues after them)."""
+    return int(_read_checkpoint(path)["epoch"]) + 1
+
+
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    rng: np.random.Generator | None = None) -> tuple[int, History]:
+    """Restore what :func:`save_checkpoint` wrote; returns ``(epoch, history)``."""
+    payload = _read_checkpoint(path)
     try:
         _unwrap(model).load_state_dict(payload["model"])
     except RuntimeError as error:
-        raise FormatError(f"{path}: the checkpoint does not fit this model: {error}") from None
+        detail = " ".join(str(error).split())  # torch lists every key on its own lines
+        detail = detail if len(detail) <= 240 else detail[:240] + "..."
+        raise FormatError(f"{path}: the checkpoint does not fit this model: {detail}") from None
     if optimizer is not None:
         optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["torch_rng"])
@@ -305,6 +326,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
     """Train ``model`` on ``data`` for ``epochs`` epochs; returns the :class:`History` (see the module docstring)."""
     compiled = _unwrap(model)
@@ -328,7 +350,7 @@ def fit(
         started = time.perf_counter()
         losses, accuracies, sizes = [], [], []
         batches = tqdm(_batches(graph, data, batch_size, shuffle, rng, encode is not None), desc=f"epoch {epoch + 1}/{epochs}",
-                       disable=not progress or rank != 0, leave=False)
+                       total=_batch_count(data, batch_size), disable=not progress or rank != 0, leave=False)
         for x, y in batches:
             x = _to(encode(x) if encode is not None else x, compiled.device)
             y = torch.as_tensor(y).to(compiled.device).long()
@@ -345,6 +367,8 @@ def fit(
         history.epochs.append(row)
         if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, model, opt, epoch, history, rng)
+        if on_epoch is not None and rank == 0:
+            on_epoch(row)
     return history
 
 
@@ -388,4 +412,4 @@ def _mean(values: list[float], sizes: list[int]) -> float | None:
     return None if math.isnan(value) else value
 
 
-__all__ = ["fit", "evaluate", "History", "save_checkpoint", "load_checkpoint", "make_optimizer", "pick_output", "OPTIMIZERS"]
+__all__ = ["fit", "evaluate", "History", "save_checkpoint", "load_checkpoint", "checkpoint_epochs", "make_optimizer", "pick_output", "OPTIMIZERS"]

@@ -39,13 +39,15 @@ def load_model(args: argparse.Namespace, path: str | os.PathLike):
     return load(path, **options)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, limit: int | None = None) -> None:
+    """``--data``, ``--split`` and ``--limit`` (default ``limit``: every sample when None)."""
     parser.add_argument(
         "--data", required=required,
         help="'digits' (scikit-learn, offline), a directory of MNIST IDX files, or an .npz of x/y arrays",
     )
     parser.add_argument("--split", choices=("test", "train"), default="test", help="which split to use (default: test)")
-    parser.add_argument("--limit", type=int, default=None, help="use at most this many samples")
+    parser.add_argument("--limit", type=positive_int, default=limit,
+                        help=f"use at most this many samples (default: {limit if limit else 'all'})")
 
 
 def load_split(args: argparse.Namespace, graph) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +60,6 @@ def load_split(args: argparse.Namespace, graph) -> tuple[np.ndarray, np.ndarray]
     dataset = load_dataset(args.data, graph.nodes[graph.inputs[0]].shape)
     x, y = (dataset.x_test, dataset.y_test) if args.split == "test" else (dataset.x_train, dataset.y_train)
     if args.limit is not None:
-        if args.limit < 1:
-            raise InputError(f"--limit must be positive, found {args.limit}")
         x, y = x[: args.limit], y[: args.limit]
     return x, y
 

@@ -26,6 +26,33 @@ def test_run_reports_accuracy_and_throughput(capsys):
     assert out.startswith("reference: accuracy ") and "on 10 test samples of digits" in out and "samples/s" in out
 
 
+def test_run_reports_throughput_after_the_first_batch(capsys):
+    """The first batch pays one-time costs (numba's kernel load or JIT): it is timed on its own."""
+    assert main(["run", MODEL, "--data", "digits", "--limit", "12", "--batch", "4", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "samples/s" in out and "ms/sample, 25 steps, after the first batch, which took" in out and "set-up" in out
+    assert main(["run", MODEL, "--data", "digits", "--limit", "4", "--batch", "4", "-q"]) == 0
+    assert "(one batch, first-call costs included; 25 steps)" in capsys.readouterr().out
+
+
+def test_run_checks_the_output_before_running(capsys):
+    assert main(["run", MODEL, "--data", "digits", "--limit", "4", "--output", "spikez"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown output 'spikez' (did you mean 'spikes'?)" in err and "%|" not in err  # no progress bar drawn
+
+
+def test_export_writes_onnx_files_only(tmp_path, capsys):
+    target = tmp_path / "out.nir"
+    assert main(["export", "examples/quickstart_fc.yaml", str(target)]) == 2
+    assert "export writes ONNX files (.onnx)" in capsys.readouterr().err and not target.exists()
+
+
+def test_bench_refuses_an_unknown_backend_before_timing(capsys):
+    assert main(["bench", "examples/quickstart_fc.yaml", "--backends", "reference,onnxx", "--repeat", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown backend 'onnxx'" in captured.err and "median" not in captured.out
+
+
 def test_plot_writes_pngs(tmp_path, capsys):
     assert main(["plot", MODEL, "--data", "digits", "--limit", "4", "--out", str(tmp_path), "--layer", "lif2"]) == 0
     assert (tmp_path / "raster_lif2.png").stat().st_size > 1000 and (tmp_path / "activity.png").exists()
@@ -41,7 +68,7 @@ def test_bench_compares_backends(capsys):
 
 def test_bench_agreement_separates_spikes_from_membranes():
     """Spike outputs are compared exactly, other outputs by their largest difference (membranes may
-    differ in the last bits on general floats, as DESIGN.md allows)."""
+    differ in the last bits on general floats, as docs/semantics.md allows)."""
     import numpy as np
 
     import snnir
@@ -68,7 +95,6 @@ def test_bench_rate_is_a_probability(capsys):
     [
         (["run", MODEL, "--data", "nowhere.npz"], "nowhere.npz: no such file"),
         (["run", MODEL, "--data", "digits", "--backend", "tpu"], "unknown backend 'tpu'"),
-        (["run", MODEL, "--data", "digits", "--limit", "0"], "--limit must be positive"),
         (["plot", MODEL, "--data", "digits", "--layer", "conv1"], "is not a spiking node"),
         (["info", "examples/quickstart_fc.yaml", "--data", "digits", "--split", "train", "--limit", "2"], None),
     ],

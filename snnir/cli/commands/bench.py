@@ -1,11 +1,11 @@
 """Time one model on every available backend with the same input: medians, speed-up and agreement.
 
-Agreement with the reference backend is reported as DESIGN.md bounds it: the fraction of equal
-spike-output elements (exact), and the largest absolute difference of the other outputs (membranes,
-currents). On general float32 weights a backend's sums may round in another order than the
-reference's BLAS, so membranes differ in their last bits (1e-7) and a spike near its threshold may
-flip: DESIGN.md allows >= 99.9 % equal spikes and membranes within 1e-4. This is a quick, per-model
-comparison; the reproducible suite against snnTorch is ``make bench``.
+Agreement with the reference backend is reported as the numerics contract of docs/semantics.md
+bounds it: the fraction of equal spike-output elements (exact), and the largest absolute difference
+of the other outputs (membranes, currents). On general float32 weights a backend's sums may round in
+another order than the reference's BLAS, so membranes differ in their last bits (1e-7) and a spike
+near its threshold may flip: the contract allows >= 99.9 % equal spikes and membranes within 1e-4.
+This is a quick, per-model comparison; the reproducible suite against snnTorch is ``make bench``.
 """
 
 from __future__ import annotations
@@ -63,12 +63,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...compiler import compile as compile_graph
-    from ...errors import SnnirError
+    from ...errors import BackendNotFoundError, SnnirError
     from ...registry import backend_names
 
     graph = load_model(args, args.model)
     inputs = _inputs(graph, args.batch, args.rate)
-    names = args.backends.split(",") if args.backends else backend_names()
+    names = [n.strip() for n in args.backends.split(",") if n.strip()] if args.backends else backend_names()
+    unknown = [n for n in names if n not in backend_names()]
+    if unknown:
+        raise BackendNotFoundError(f"--backends: unknown backend {unknown[0]!r}; known backends: {', '.join(backend_names())}")
     reference = compile_graph(graph, "reference").run(inputs)
     rows = []
     for name in names:

@@ -27,8 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ... import export_onnx
+    from pathlib import Path
 
+    from ... import export_onnx
+    from ...errors import InputError
+
+    if Path(args.target).suffix.lower() != ".onnx":
+        raise InputError(f"{args.target}: export writes ONNX files (.onnx); to write .snnir, .yaml or .nir, "
+                         f"use: snnir convert {args.source} {args.target}")
     graph = load_model(args, args.source)
     probes = "all" if args.probes.strip() == "all" else [p.strip() for p in args.probes.split(",") if p.strip()]
     path = export_onnx(graph, args.target, mode=args.mode, probes=probes)

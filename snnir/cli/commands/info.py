@@ -20,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_import_arguments(parser)
     parser.add_argument("--backends", action="store_true", help="print the support matrix of every backend")
     parser.add_argument("--markdown", action="store_true", help="with --backends: as docs/support.md (Markdown)")
-    add_data_arguments(parser, required=False)
-    parser.set_defaults(limit=64)
+    add_data_arguments(parser, required=False, limit=64)
 
 
 def run(args: argparse.Namespace) -> int:

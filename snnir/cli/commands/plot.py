@@ -14,12 +14,11 @@ HELP = "write spike-raster and activity PNGs of a model running on data"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
     add_import_arguments(parser)
-    add_data_arguments(parser)
+    add_data_arguments(parser, limit=32)
     parser.add_argument("--out", default="plots", help="output directory (default: plots)")
     parser.add_argument("--layer", default=None, help="spiking node to rasterise (default: the last one)")
     parser.add_argument("--sample", type=int, default=0, help="which sample's raster to draw (default: 0)")
     parser.add_argument("--backend", default="reference", help="backend that runs the model (default: reference)")
-    parser.set_defaults(limit=32)
 
 
 def run(args: argparse.Namespace) -> int:

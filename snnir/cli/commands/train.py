@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tbptt", type=positive_int, default=None, help="truncated BPTT window in steps")
     parser.add_argument("--out", default=None, help="trained graph (default: <model>_trained.snnir)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint written after every epoch")
-    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    parser.add_argument("--limit", type=int, default=None, help="train on at most this many samples")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --checkpoint (--epochs counts the epochs already trained)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="train on at most this many samples")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")
 
@@ -38,6 +39,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _loss_spec(text: str):
     text = text.strip()
     return json.loads(text) if text.startswith("{") else text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _print_epoch(row: dict) -> None:
+    """One line per epoch, as it ends (above the progress bar)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"epoch {row['epoch'] + 1}: loss {row['loss']:.4f}, train accuracy {row['accuracy'] * 100:.2f}%, "
+               f"test accuracy {row['val_accuracy'] * 100:.2f}% ({row['time']:.1f} s)")
+
+
+def _resume_note(checkpoint, epochs: int) -> str:
+    """Where ``--resume`` starts: after the checkpoint's epochs, or from scratch without one."""
+    if not checkpoint.exists():
+        return f"no checkpoint at {checkpoint} yet: starting from epoch 1 (it is written after every epoch)"
+    from ...backends.pytorch.training import checkpoint_epochs
+
+    done = checkpoint_epochs(checkpoint)
+    if done >= epochs:
+        return f"{checkpoint} holds {_count(done, 'epoch')} already, --epochs {epochs}: nothing left to train"
+    return f"resuming from {checkpoint} after {_count(done, 'epoch')}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,14 +92,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--loss is not valid JSON: {error}") from None
     model = compile_graph(graph, "torch", device=args.device)
     if not args.quiet:
-        print(f"training {graph.name!r} on {len(x)} samples of {dataset.name} for {args.epochs} epochs")
+        print(f"training {graph.name!r} on {len(x)} samples of {dataset.name} for {_count(args.epochs, 'epoch')}")
+        if args.resume:
+            print(_resume_note(Path(args.checkpoint), args.epochs))
     history = fit(model, (x, y), epochs=args.epochs, loss=loss, optimizer=args.optimizer, lr=args.lr,
                   batch_size=args.batch, tbptt=args.tbptt, seed=args.seed, checkpoint=args.checkpoint,
-                  resume=args.resume, progress=not args.quiet, validation=(dataset.x_test, dataset.y_test))
-    for row in history.epochs:
-        if not args.quiet:
-            print(f"epoch {row['epoch'] + 1}: loss {row['loss']:.4f}, train accuracy {row['accuracy'] * 100:.2f}%, "
-                  f"test accuracy {row['val_accuracy'] * 100:.2f}% ({row['time']:.1f} s)")
+                  resume=args.resume, progress=not args.quiet, validation=(dataset.x_test, dataset.y_test),
+                  on_epoch=None if args.quiet else _print_epoch)
     scores = evaluate(model, (dataset.x_test, dataset.y_test), loss=loss)
     trained = model.to_graph()
     trained = trained.replace(metadata={**trained.metadata, "training": {
