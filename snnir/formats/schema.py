@@ -150,15 +150,15 @@ def node_from_dict(raw: Any, decode_array: ArrayDecoder, locate: Locator, path: 
         try:
             values[field_name] = specs[field_name].decode(value, decode_array, where)
         except NodeParameterError as error:
-            raise FormatError(f"{locate(path + (field_name,))}: {error}") from None
+            raise FormatError(f"{locate(path + (field_name,))}: {error}") from error
     try:
         return kind(**values)
     except NodeParameterError as error:
         field_name = _field_in_message(str(error), kind_name, values)
         location = locate(path + (field_name,)) if field_name else locate(path)
-        raise FormatError(f"{location}: node {name!r}: {error}") from None
+        raise FormatError(f"{location}: node {name!r}: {error}") from error
     except TypeError as error:  # a required field is missing
-        raise FormatError(f"{locate(path)}: node {name!r} ({kind_name}): {error}") from None
+        raise FormatError(f"{locate(path)}: node {name!r} ({kind_name}): {error}") from error
 
 
 def _field_in_message(message: str, kind: str, values: Mapping) -> str | None:

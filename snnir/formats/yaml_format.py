@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from ..builder import GraphBuilder, Recurrent, default_outputs
-from ..errors import FormatError, GraphError, SnnirError
+from ..errors import FormatError, GraphError, NodeParameterError, SnnirError
 from ..ir.graph import Graph
 from ..ir.io import ENCODINGS
 from ..passes.materialize import materialize
@@ -134,9 +134,13 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 
 
 def _decode_inline_array(raw: Any, where: str) -> np.ndarray:
-    """YAML arrays are nested lists of numbers; node constructors convert and check them."""
+    """YAML arrays are nested lists of numbers; node constructors convert and check them.
+
+    Anything else is a bad parameter value: a NodeParameterError, which :func:`node_from_dict`
+    prefixes with the field's ``file:line:column``.
+    """
     if not isinstance(raw, list):
-        raise FormatError(f"{where}: expected a number, a nested list of numbers or {{init: ...}}, found {raw!r}")
+        raise NodeParameterError(f"{where}: expected a number, a nested list of numbers or {{init: ...}}, found {raw!r}")
     return raw  # type: ignore[return-value]
 
 
@@ -196,7 +200,7 @@ def _stack_graph(doc: dict, locate: Locator) -> Graph:
         try:
             builder.output(str(output_name), current, record)
         except SnnirError as error:
-            raise FormatError(f"{locate(('outputs', output_name))}: {error}") from None
+            raise FormatError(f"{locate(('outputs', output_name))}: output {str(output_name)!r}: {error}") from error
     return builder.build(materialize=False, check=False)
 
 

@@ -1,10 +1,12 @@
 """The YAML form: both document shapes, exact round trips, and errors with file:line:column."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import snnir
-from snnir import LIF, FormatError, GraphError, Linear, PerNeuron, ShapeError
+from snnir import LIF, FormatError, GraphError, Linear, NodeParameterError, PerNeuron, ShapeError
 from snnir.formats.yaml_format import dumps_yaml, loads_yaml
 from snnir.testing import CASES, assert_graph_equal
 
@@ -118,6 +120,35 @@ def test_graph_level_errors_carry_the_file_name(tmp_path):
     path.write_text("nodes:\n  x: {kind: Input, shape: [2]}\n  o: {kind: Output, record: membrane}\nedges: [[x, o]]\n")
     with pytest.raises(GraphError, match="bad.yaml: output 'o' cannot record 'membrane'"):
         snnir.load(path)
+
+
+@pytest.mark.parametrize(
+    "old, new, match",
+    [
+        ("beta: 0.9}", 'beta: "0.9x"}',
+         r"bad.yaml:13:29: node 'lif1' \(LIF\)\.beta: expected a number, a nested list of numbers or \{init: \.\.\.\}, "
+         r"found '0\.9x'$"),
+        ("low: 0.0, high: 1.0", "low: 2, high: 1",
+         r"bad.yaml:15:29: node 'lif2' \(LIF\)\.beta: bad arguments for initialiser 'uniform': "
+         r"uniform initialiser needs finite low <= high, found 2\.0, 1\.0$"),
+        ("membrane: membrane}", "membrane: membrain}",
+         r"bad.yaml:16:26: output 'membrane': Output\.record: expected one of \['value', 'spikes', 'membrane', 'current'\], "
+         r"found 'membrain'$"),
+    ],
+)
+def test_bad_values_name_file_line_and_column(tmp_path, old, new, match):
+    text = Path("examples/quickstart_fc.yaml").read_text()
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(FormatError, match=match) as caught:
+        snnir.load(path)
+    assert str(caught.value).startswith(f"{path}:") and isinstance(caught.value.__cause__, NodeParameterError)
+
+
+def test_bad_array_value_in_the_general_form_names_line_and_column():
+    with pytest.raises(FormatError, match=r"^<yaml>:2:\d+: node 'lif' \(LIF\)\.beta: expected a number, .* found 'x'$"):
+        loads_yaml("nodes:\n  lif: {kind: LIF, beta: x}\n")
 
 
 def test_unreadable_files(tmp_path):
