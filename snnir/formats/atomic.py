@@ -26,7 +26,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise FormatError(f"{target}: cannot save, the directory {directory} does not exist")
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    except OSError as error:  # a read-only or special directory: name the target, not the temporary file
+        raise FormatError(f"{target}: cannot save in {directory} ({error.strerror or error})") from None
     try:
         # Temporary files are private (0600); give the result the mode a new file would get (or keep the old one's).
         os.chmod(handle.name, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask())

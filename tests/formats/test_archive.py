@@ -139,6 +139,18 @@ def test_a_failed_save_leaves_the_earlier_file_intact(saved, tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.snnir"]  # no temporary files left behind
 
 
+def test_a_directory_that_takes_no_files_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    graph, _ = CASES["lif_per_neuron"].build()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".g.snnir.abc123.tmp"))
+
+    monkeypatch.setattr("snnir.formats.atomic.tempfile.NamedTemporaryFile", refuse)
+    with pytest.raises(FormatError, match=r"g\.snnir: cannot save in .* \(Permission denied\)") as caught:
+        snnir.save(graph, tmp_path / "g.snnir")
+    assert ".tmp" not in str(caught.value) and not (tmp_path / "g.snnir").exists()
+
+
 def test_invalid_graphs_are_never_written(tmp_path):
     graph = snnir.Graph(nodes={"x": snnir.Input((2,))})
     with pytest.raises(GraphError):
