@@ -7,7 +7,8 @@ probe input while two recorders watch it:
 * forward hooks on every *leaf* module (snnTorch neurons and childless torch layers) record the call,
   its operands and its outputs; what happens inside a leaf is not recorded;
 * a ``TorchFunctionMode`` records every torch function or tensor method called outside the leaves
-  (``x.flatten(1)``, ``a + b``, ``torch.stack(records)``).
+  (``x.flatten(1)``, ``a + b``, ``torch.stack(records)``), except inside snnTorch's class-wide state
+  resets (``utils.reset``), which touch every neuron alive in the process.
 
 Each operand is resolved, at the moment of the call, to where the tensor came from (a :class:`Ref`):
 the model input, an output of an earlier call, or a constant. Each call also gets a *site*: the
@@ -33,7 +34,13 @@ from .neurons import is_snntorch_neuron
 
 #: frames in these directories are library internals, not the user's loop (error messages skip them)
 _OWN_DIR = os.path.dirname(__file__) + os.sep
-_LIBRARY_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, snntorch)) + (_OWN_DIR,)
+_SNNTORCH_DIR = os.path.dirname(snntorch.__file__) + os.sep
+_LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, _SNNTORCH_DIR, _OWN_DIR)
+#: snnTorch's class-wide state resets (``utils.reset(net)`` calls them): they zero the hidden states of
+#: every neuron instance alive in the process, this model's or not, so what they do is not recorded
+#: (snnir's states start at zero). Recorded, their calls repeat once per instance at one site, which
+#: reads as a loop body when that count happens to equal the number of steps.
+_STATE_RESETS = frozenset({"reset_hidden", "detach_hidden"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +134,16 @@ class _Recorder:
             return {k: self.refs(v) for k, v in value.items()}
         return value
 
+    def in_state_reset(self) -> bool:
+        """Whether the current torch call comes from inside snnTorch's class-wide state resets."""
+        frame = sys._getframe(2)
+        while frame is not None and frame is not self.stop_frame:
+            code = frame.f_code
+            if code.co_name in _STATE_RESETS and code.co_filename.startswith(_SNNTORCH_DIR):
+                return True
+            frame = frame.f_back
+        return False
+
     def site(self) -> tuple[tuple, str]:
         """The call stack (code, bytecode offset) up to the tracing frame, and the innermost user line.
 
@@ -169,7 +186,7 @@ class _FunctionMode(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         recorder = self.recorder
-        if recorder.depth:
+        if recorder.depth or recorder.in_state_reset():
             return func(*args, **kwargs)
         operands, keywords, site = recorder.refs(args), recorder.refs(kwargs), recorder.site()
         result = func(*args, **kwargs)

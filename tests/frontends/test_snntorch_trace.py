@@ -222,3 +222,20 @@ def test_a_constant_before_a_synaptic_neuron_is_refused():
 
     with pytest.raises(UnsupportedNodeError, match="synaptic current"):
         from_snntorch(Drive(), (3,), STEPS)
+
+
+@pytest.mark.parametrize("others", [0, STEPS - 2, 2 * STEPS])
+def test_utils_reset_of_other_neurons_alive_in_the_process_is_not_part_of_the_model(others, monkeypatch):
+    """snnTorch's utils.reset zeroes the hidden state of every neuron instance alive in the process (a
+    class-wide list). Recorded, its calls would repeat once per instance at one site, and read as a loop
+    body when that count equals num_steps: with BranchNet's 2 Leaky, others = STEPS - 2 made it so."""
+    monkeypatch.setattr(snn.SpikingNeuron, "instances", [])  # this test's neurons only
+    alive = [snn.Leaky(beta=0.5, init_hidden=True) for _ in range(others)]  # noqa: F841 (kept alive)
+    torch.manual_seed(1)
+    net = BranchNet()
+    assert sum(isinstance(n, snn.Leaky) for n in snn.SpikingNeuron.instances) == others + 2
+    graph = from_snntorch(net, (3, 4), STEPS)
+    x = _rand(BATCH, 3, 4, seed=2)
+    with torch.no_grad():
+        expected = net(x)[0].numpy()
+    np.testing.assert_array_equal(snnir.compile(graph, "reference").run(x.numpy())["spikes"][-1], expected)
