@@ -6,7 +6,10 @@
   ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``), read with NumPy.
 * an ``.npz`` holding ``x`` and ``y`` (split here), or ``x_train``, ``y_train``, ``x_test``, ``y_test``.
 
-Images come out as float32 ``[N, *input_shape]`` in [0, 1] and labels as int64 ``[N]``.
+Images come out as float32 ``[N, *input_shape]`` in [0, 1] and labels as int64 ``[N]``. For a model
+whose input is a ``sequence`` (``sequence=True``), an ``.npz`` holds one time series or spike train
+per sample, ``x`` of shape ``[N, T, *input_shape]``, taken as it is (any ``T``; no scaling); images
+feed such a model once encoded (:mod:`snnir.encoders`, or ``--encode`` on the command line).
 """
 
 from __future__ import annotations
@@ -124,6 +127,15 @@ def _fit_to_input(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> n
     raise InputError(f"{source}: samples of shape {tuple(x.shape[1:])} do not fit the model input {tuple(input_shape)}")
 
 
+def _fit_sequences(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
+    """Samples ``[T, *input_shape]`` for a sequence input, as float32 (values as they are)."""
+    if x.ndim != len(input_shape) + 2 or tuple(x.shape[2:]) != tuple(input_shape):
+        shape = ", ".join(map(str, input_shape))
+        raise InputError(f"{source}: a sequence input takes one series [T, {shape}] per sample (x of shape "
+                         f"[N, T, {shape}]); found samples of shape {list(x.shape[1:])}")
+    return x.astype(np.float32)
+
+
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
     order = np.random.default_rng(seed).permutation(len(x))
     cut = len(x) - int(round(len(x) * test_fraction))
@@ -159,8 +171,10 @@ def load_mnist(directory: str | os.PathLike, input_shape: tuple[int, ...] = (1, 
     )
 
 
-def load_npz(path: str | os.PathLike, input_shape: tuple[int, ...], *, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """An ``.npz`` with ``x``/``y`` (split here) or ``x_train``/``y_train``/``x_test``/``y_test``."""
+def load_npz(path: str | os.PathLike, input_shape: tuple[int, ...], *, test_fraction: float = 0.2, seed: int = 0,
+             sequence: bool = False) -> Dataset:
+    """An ``.npz`` with ``x``/``y`` (split here) or ``x_train``/``y_train``/``x_test``/``y_test``; with
+    ``sequence``, samples are series ``[T, *input_shape]`` (see the module docstring)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -178,22 +192,31 @@ def load_npz(path: str | os.PathLike, input_shape: tuple[int, ...], *, test_frac
     for name, labels in (("y_train", y_train), ("y_test", y_test)):
         if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
             raise FormatError(f"{path}: {name} must be non-negative integer labels [N]")
+    for name, x, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if len(x) != len(labels):
+            raise FormatError(f"{path}: {len(x)} {name} samples but {len(labels)} labels")
+    fit = _fit_sequences if sequence else _fit_to_input
     return Dataset(
         Path(path).stem,
-        _fit_to_input(x_train, input_shape, str(path)),
+        fit(x_train, input_shape, str(path)),
         y_train.astype(np.int64),
-        _fit_to_input(x_test, input_shape, str(path)),
+        fit(x_test, input_shape, str(path)),
         y_test.astype(np.int64),
     )
 
 
-def load_dataset(spec: str | os.PathLike, input_shape: tuple[int, ...], **kwargs) -> Dataset:
-    """``"digits"``, an MNIST IDX directory, or an ``.npz`` file, fitted to ``input_shape``."""
-    if str(spec) == "digits":
-        return load_digits_dataset(input_shape, **kwargs)
+def load_dataset(spec: str | os.PathLike, input_shape: tuple[int, ...], *, sequence: bool = False, **kwargs) -> Dataset:
+    """``"digits"``, an MNIST IDX directory, or an ``.npz`` file, fitted to ``input_shape``; with
+    ``sequence`` (a model whose input is a sequence), an ``.npz`` of series ``[N, T, *input_shape]``."""
     path = Path(spec)
     if path.suffix == ".npz":
-        return load_npz(path, input_shape, **kwargs)
+        return load_npz(path, input_shape, sequence=sequence, **kwargs)
+    if sequence and (str(spec) == "digits" or path.is_dir()):
+        raise InputError(f"{spec} holds images, and this model's input is a sequence (a series per sample): "
+                         f"encode the images into spike trains (snnir.encoders; on the command line, --encode rate "
+                         f"or --encode latency), or pass an .npz of x [N, T, *shape]")
+    if str(spec) == "digits":
+        return load_digits_dataset(input_shape, **kwargs)
     if path.is_dir():
         return load_mnist(path, input_shape)
     raise FormatError(f"{spec}: expected 'digits', a directory of MNIST IDX files, or an .npz file")

@@ -69,6 +69,22 @@ def test_npz_forms(tmp_path):
         load_dataset(tmp_path / "nothing.txt", (4,))
 
 
+def test_npz_series_for_a_sequence_input(tmp_path):
+    """A sequence input takes one series [T, *shape] per sample, values as they are (no scaling)."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 3, size=(20, 7, 4)).astype(np.float32)  # counts up to 2: kept, not rescaled
+    np.savez(tmp_path / "series.npz", x=x, y=rng.integers(0, 3, 20))
+    data = load_dataset(tmp_path / "series.npz", (4,), sequence=True, test_fraction=0.25)
+    assert data.x_train.shape == (15, 7, 4) and data.x_test.shape == (5, 7, 4) and data.x_train.max() == 2
+    with pytest.raises(InputError, match=r"one series \[T, 2, 2\] per sample \(x of shape \[N, T, 2, 2\]\); found samples of shape \[7, 4\]"):
+        load_dataset(tmp_path / "series.npz", (2, 2), sequence=True)
+    with pytest.raises(InputError, match="encode the images into spike trains"):
+        load_dataset("digits", (64,), sequence=True)
+    np.savez(tmp_path / "short.npz", x_train=x, y_train=np.zeros(19, np.int64), x_test=x, y_test=np.zeros(20, np.int64))
+    with pytest.raises(FormatError, match="20 train samples but 19 labels"):
+        load_dataset(tmp_path / "short.npz", (4,), sequence=True)
+
+
 def test_digits_are_offline_and_resized():
     pytest.importorskip("sklearn")
     data = load_dataset("digits", (1, 28, 28))

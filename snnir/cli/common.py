@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -39,29 +40,63 @@ def load_model(args: argparse.Namespace, path: str | os.PathLike):
     return load(path, **options)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, limit: int | None = None) -> None:
-    """``--data``, ``--split`` and ``--limit`` (default ``limit``: every sample when None)."""
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, limit: int | None = None, split: bool = True) -> None:
+    """``--data``, ``--split`` (unless ``split`` is False), ``--limit`` (default ``limit``: every sample
+    when None) and ``--encode``."""
     parser.add_argument(
         "--data", required=required,
-        help="'digits' (scikit-learn, offline), a directory of MNIST IDX files, or an .npz of x/y arrays",
+        help="'digits' (scikit-learn, offline), a directory of MNIST IDX files, or an .npz of x/y arrays "
+             "(x [N, T, *shape] for a model with a sequence input)",
     )
-    parser.add_argument("--split", choices=("test", "train"), default="test", help="which split to use (default: test)")
+    if split:
+        parser.add_argument("--split", choices=("test", "train"), default="test", help="which split to use (default: test)")
     parser.add_argument("--limit", type=positive_int, default=limit,
                         help=f"use at most this many samples (default: {limit if limit else 'all'})")
+    parser.add_argument("--encode", choices=("rate", "latency"), default=None,
+                        help="for a model with a sequence input: turn images into spike trains of the model's "
+                             "num_steps (snnir.encoders). Without it, such a model takes an .npz of x [N, T, *shape]")
 
 
 def load_split(args: argparse.Namespace, graph) -> tuple[np.ndarray, np.ndarray]:
-    """The requested split of ``--data``, fitted to the graph's (single) input."""
+    """The requested split of ``--data`` (samples first: feed batches through :func:`model_input`)."""
+    dataset = load_data(args, graph)
+    x, y = (dataset.x_test, dataset.y_test) if args.split == "test" else (dataset.x_train, dataset.y_train)
+    if args.limit is not None:
+        x, y = x[: args.limit], y[: args.limit]
+    return x, y
+
+
+def load_data(args: argparse.Namespace, graph):
+    """``--data`` as a :class:`snnir.data.Dataset` of samples for the graph's single input: images, or
+    series ``[T, *shape]`` for a sequence input unless ``--encode`` turns images into spike trains."""
     from ..data import load_dataset
     from ..errors import InputError
 
     if len(graph.inputs) != 1:
         raise InputError(f"--data feeds single-input models; this graph has inputs {list(graph.inputs)}")
-    dataset = load_dataset(args.data, graph.nodes[graph.inputs[0]].shape)
-    x, y = (dataset.x_test, dataset.y_test) if args.split == "test" else (dataset.x_train, dataset.y_train)
-    if args.limit is not None:
-        x, y = x[: args.limit], y[: args.limit]
-    return x, y
+    node = graph.nodes[graph.inputs[0]]
+    if args.encode and node.encoding != "sequence":
+        raise InputError(f"--encode is for models with a sequence input; input {graph.inputs[0]!r} is direct "
+                         f"(the model takes the image itself at every step)")
+    return load_dataset(args.data, node.shape, sequence=node.encoding == "sequence" and not args.encode)
+
+
+def model_input(args: argparse.Namespace, graph) -> Callable[[np.ndarray], np.ndarray]:
+    """Turns a batch of samples as datasets hold them (``[B, ...]``) into the model's input: as it is for
+    a direct input; ``[T, B, *shape]`` for a sequence input, from series ``[B, T, *shape]`` or, with
+    ``--encode``, from images: spike trains of the graph's num_steps (rate: reproducible from seed 0;
+    latency: snnTorch's linear, normalised code, pixels below its threshold silent)."""
+    from .. import encoders
+
+    if graph.nodes[graph.inputs[0]].encoding != "sequence":
+        return lambda batch: batch
+    steps = graph.time.num_steps
+    if args.encode == "rate":
+        rng = np.random.default_rng(0)
+        return lambda batch: encoders.rate(batch, steps, rng=rng)
+    if args.encode == "latency":
+        return lambda batch: encoders.latency(batch, steps, normalize=True, linear=True, clip=True)
+    return lambda batch: np.ascontiguousarray(np.moveaxis(np.asarray(batch), 1, 0))
 
 
 def positive_int(text: str) -> int:

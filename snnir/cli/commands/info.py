@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..common import add_data_arguments, add_import_arguments, load_model, load_split
+from ..common import add_data_arguments, add_import_arguments, load_model, load_split, model_input
 
 NAME = "info"
 HELP = "summary, parameter/state counts and synaptic operations of a model; or the backends"
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     rates = None
     if args.data:
         x, _ = load_split(args, graph)
-        rates = firing_rates(compile_graph(graph, "reference"), x)
+        rates = firing_rates(compile_graph(graph, "reference"), model_input(args, graph)(x))
     print()
     print(f"cost per sample and step ({'rates measured on ' + str(len(x)) + ' samples of ' + args.data if rates else 'dense; pass --data to measure firing rates'}):")
     print(format_costs(synaptic_operations(graph, rates)))

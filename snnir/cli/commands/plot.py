@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..common import add_data_arguments, add_import_arguments, load_model, load_split
+from ..common import add_data_arguments, add_import_arguments, load_model, load_split, model_input
 
 NAME = "plot"
 HELP = "write spike-raster and activity PNGs of a model running on data"
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     layer = args.layer or spiking[-1]
     if layer not in spiking:
         raise InputError(f"--layer {layer!r} is not a spiking node; choose one of {spiking}")
-    result = compile_graph(graph, args.backend).run(x, probes=spiking)
+    result = compile_graph(graph, args.backend).run(model_input(args, graph)(x), probes=spiking)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     label = f" (label {y[args.sample]})" if 0 <= args.sample < len(y) else ""

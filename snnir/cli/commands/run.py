@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..common import add_data_arguments, add_import_arguments, load_model, load_split, positive_int
+from ..common import add_data_arguments, add_import_arguments, load_model, load_split, model_input, positive_int
 
 NAME = "run"
 HELP = "evaluate a model on data with a backend (accuracy, throughput)"
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     graph = load_model(args, args.model)
     check_output(graph, args.output)
     x, y = load_split(args, graph)
+    to_model = model_input(args, graph)
+    steps = len(to_model(x[:1])) if graph.nodes[graph.inputs[0]].encoding == "sequence" else graph.time.num_steps
     start = time.perf_counter()
     model = compile_graph(graph, args.backend)
     compile_seconds = time.perf_counter() - start
@@ -40,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(x), desc=f"{args.backend}", unit="sample", disable=args.quiet) as progress:
         for xb, _ in batches(x, y, args.batch):
             start = time.perf_counter()
-            predictions.append(model.predict(xb, output=args.output, readout_mode=args.readout))
+            predictions.append(model.predict(to_model(xb), output=args.output, readout_mode=args.readout))
             seconds.append((time.perf_counter() - start, len(xb)))
             progress.update(len(xb))
     predicted = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
     accuracy = float(np.mean(predicted == y)) if len(y) else float("nan")
     print(f"{args.backend}: accuracy {accuracy * 100:.2f}% on {len(y)} {args.split} samples of {args.data}; "
-          f"{_throughput(seconds, graph.time.num_steps)}; set-up {compile_seconds:.2f} s")
+          f"{_throughput(seconds, steps)}; set-up {compile_seconds:.2f} s")
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..common import add_import_arguments, load_model, positive_int
+from ..common import add_data_arguments, add_import_arguments, load_data, load_model, model_input, positive_int
 
 NAME = "train"
 HELP = "train a model on data (torch backend) and save the trained graph"
@@ -19,7 +19,7 @@ HELP = "train a model on data (torch backend) and save the trained graph"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.snnir, .yaml, .onnx, .nir)")
     add_import_arguments(parser)
-    parser.add_argument("--data", required=True, help="'digits', a directory of MNIST IDX files, or an .npz of x/y arrays")
+    add_data_arguments(parser, split=False)
     parser.add_argument("--epochs", type=positive_int, default=5, help="epochs (default: 5)")
     parser.add_argument("--batch", type=positive_int, default=128, help="batch size (default: 128)")
     parser.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: 2e-3)")
@@ -31,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="checkpoint written after every epoch")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --checkpoint (--epochs counts the epochs already trained)")
-    parser.add_argument("--limit", type=positive_int, default=None, help="train on at most this many samples")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")
 
@@ -69,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...compiler import compile as compile_graph
-    from ...data import load_dataset
     from ...errors import InputError
     from ...formats import save
     from ...registry import get_backend
@@ -78,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from ...backends.pytorch import evaluate, fit
 
     graph = load_model(args, args.model)
-    if len(graph.inputs) != 1:
-        raise InputError(f"train feeds single-input models; this graph has inputs {list(graph.inputs)}")
-    dataset = load_dataset(args.data, graph.nodes[graph.inputs[0]].shape)
+    dataset = load_data(args, graph)
     x, y = dataset.x_train, dataset.y_train
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
@@ -90,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         loss = _loss_spec(args.loss)
     except json.JSONDecodeError as error:
         raise InputError(f"--loss is not valid JSON: {error}") from None
+    # a sequence input: fit cuts the samples-first arrays into batches, then makes them [T, B, ...]
+    encode = model_input(args, graph) if graph.nodes[graph.inputs[0]].encoding == "sequence" else None
     model = compile_graph(graph, "torch", device=args.device)
     if not args.quiet:
         print(f"training {graph.name!r} on {len(x)} samples of {dataset.name} for {_count(args.epochs, 'epoch')}")
@@ -98,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     history = fit(model, (x, y), epochs=args.epochs, loss=loss, optimizer=args.optimizer, lr=args.lr,
                   batch_size=args.batch, tbptt=args.tbptt, seed=args.seed, checkpoint=args.checkpoint,
                   resume=args.resume, progress=not args.quiet, validation=(dataset.x_test, dataset.y_test),
-                  on_epoch=None if args.quiet else _print_epoch)
-    scores = evaluate(model, (dataset.x_test, dataset.y_test), loss=loss)
+                  on_epoch=None if args.quiet else _print_epoch, encode=encode)
+    scores = evaluate(model, (dataset.x_test, dataset.y_test), loss=loss, encode=encode)
     trained = model.to_graph()
     trained = trained.replace(metadata={**trained.metadata, "training": {
         "data": str(args.data), "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
