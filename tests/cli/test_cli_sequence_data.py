@@ -38,9 +38,9 @@ def test_run_info_and_plot_take_series(sequence_model, tmp_path, capsys):
     assert (tmp_path / "raster_lif.png").exists()
 
 
-def test_the_cli_feeds_series_as_the_model_runs_them(sequence_model, capsys, monkeypatch):
-    """run's predictions are the model's on [T, B, ...] made from the [B, T, ...] samples."""
-    model, data = sequence_model
+@pytest.fixture
+def model_inputs(monkeypatch):
+    """The inputs every model.predict of the test receives."""
     seen = []
     real = snnir.runtime.CompiledModel.predict
 
@@ -49,6 +49,13 @@ def test_the_cli_feeds_series_as_the_model_runs_them(sequence_model, capsys, mon
         return real(self, inputs, **kwargs)
 
     monkeypatch.setattr(snnir.runtime.CompiledModel, "predict", predict)
+    return seen
+
+
+def test_the_cli_feeds_series_as_the_model_runs_them(sequence_model, model_inputs):
+    """run's predictions are the model's on [T, B, ...] made from the [B, T, ...] samples."""
+    model, data = sequence_model
+    seen = model_inputs
     assert main(["run", str(model), "--data", str(data), "--split", "train", "--limit", "3", "-q"]) == 0
     with np.load(data) as archive:
         series = archive["x"]
@@ -67,16 +74,9 @@ def test_train_takes_series(sequence_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("encode", ["rate", "latency"])
-def test_images_become_spike_trains_with_encode(sequence_model, encode, capsys, monkeypatch):
+def test_images_become_spike_trains_with_encode(sequence_model, encode, capsys, model_inputs):
     model, _ = sequence_model
-    seen = []
-    real = snnir.runtime.CompiledModel.predict
-
-    def predict(self, inputs, **kwargs):
-        seen.append(np.array(inputs))
-        return real(self, inputs, **kwargs)
-
-    monkeypatch.setattr(snnir.runtime.CompiledModel, "predict", predict)
+    seen = model_inputs
     assert main(["run", str(model), "--data", "digits", "--encode", encode, "--limit", "4", "-q"]) == 0
     assert "6 steps" in capsys.readouterr().out  # the graph's num_steps
     (spikes,) = seen
