@@ -40,6 +40,13 @@ class BackendNotFoundError(SnnirError, LookupError):
     """No backend is registered under the requested name."""
 
 
+class NodeNotFoundError(SnnirError, KeyError):
+    """``graph.nodes[name]`` for a name the graph does not hold."""
+
+    def __str__(self) -> str:  # KeyError would print the message as a quoted repr
+        return str(self.args[0]) if self.args else ""
+
+
 class BackendUnavailableError(SnnirError, ImportError):
     """A backend exists but its optional dependency is not installed."""
 
@@ -66,5 +73,6 @@ __all__ = [
     "UnsupportedNodeError",
     "BackendNotFoundError",
     "BackendUnavailableError",
+    "NodeNotFoundError",
     "add_note",
 ]

@@ -26,6 +26,7 @@ from .ir.io import Input, Output
 
 READOUTS = ("count", "max", "last", "mean")
 FLOAT32 = np.dtype(np.float32)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -107,12 +108,19 @@ def as_float32(what: str, data: Any) -> np.ndarray:
             raise InputError(f"{what}: cannot read as an array ({error})") from None
         if array.dtype.kind not in "biuf":
             raise InputError(f"{what}: expected real numbers, found dtype {array.dtype}")
+        if array.dtype.kind == "f" and array.dtype.itemsize > 4:  # name a value beyond float32 as given
+            with np.errstate(invalid="ignore"):
+                _check_finite(what, array, np.abs(array) <= FLOAT32_MAX)
         with np.errstate(over="ignore"):
             array = np.ascontiguousarray(array, dtype=np.float32)
-    if array.size and not np.isfinite(array).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise InputError(f"{what}: value {array[index]} at index {index} is not finite (NaN, inf or beyond float32)")
+    _check_finite(what, array, np.isfinite(array) if array.size else True)
     return array
+
+
+def _check_finite(what: str, array: np.ndarray, good: Any) -> None:
+    if not np.all(good):
+        index = tuple(int(i) for i in np.argwhere(~np.asarray(good))[0])
+        raise InputError(f"{what}: value {array[index]} at index {index} is not finite (NaN, inf or beyond float32)")
 
 
 def _named_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:

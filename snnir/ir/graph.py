@@ -7,16 +7,17 @@ order of the printed summary, of the file formats and of the tie-breaks of the t
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import networkx as nx
 
-from ..errors import GraphError
+from ..errors import GraphError, NodeNotFoundError
 from .io import Input, Output
 from .node import Node, Shape
 
@@ -63,6 +64,36 @@ class TimeSpec:
         object.__setattr__(self, "dt", float(dt))
 
 
+class NodeTable(Mapping[str, Node]):
+    """A graph's nodes by name, in order, read-only; an unknown name is a :class:`NodeNotFoundError`
+    (a KeyError) that names the closest node."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: Mapping[str, Node]):
+        self._nodes = dict(nodes)
+
+    def __getitem__(self, name: str) -> Node:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            close = difflib.get_close_matches(str(name), list(self._nodes), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise NodeNotFoundError(f"unknown node {name!r}{hint}; the graph's nodes are {list(self._nodes)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"NodeTable({self._nodes!r})"
+
+
 def _as_edge(item: Any) -> Edge:
     if isinstance(item, Edge):
         return item
@@ -101,7 +132,7 @@ class Graph:
             raise GraphError(f"time must be a TimeSpec, found {type(self.time).__name__}")
         if not isinstance(self.name, str):
             raise GraphError(f"the graph name must be a string, found {self.name!r}")
-        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+        object.__setattr__(self, "nodes", NodeTable(self.nodes))
         object.__setattr__(self, "edges", tuple(_as_edge(e) for e in self.edges))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 

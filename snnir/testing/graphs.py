@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir.graph import Graph
 
 
@@ -21,13 +23,25 @@ def graph_differences(a: Graph, b: Graph) -> list[str]:
                 problems.append(f"node {name!r}: kind {left.kind} != {right.kind}")
                 continue
             for field, spec in left.field_specs().items():
-                if not spec.equal(getattr(left, field), getattr(right, field)):
-                    problems.append(f"node {name!r}.{field}: {getattr(left, field)!r} != {getattr(right, field)!r}")
+                x, y = getattr(left, field), getattr(right, field)
+                if not spec.equal(x, y):
+                    detail = _array_difference(x, y) if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) else f"{x!r} != {y!r}"
+                    problems.append(f"node {name!r}.{field}: {detail}")
     if a.edges != b.edges:
         problems.append(f"edges: {[str(e) for e in a.edges]} != {[str(e) for e in b.edges]}")
     if dict(a.metadata) != dict(b.metadata):
         problems.append(f"metadata: {dict(a.metadata)} != {dict(b.metadata)}")
     return problems
+
+
+def _array_difference(a: np.ndarray, b: np.ndarray) -> str:
+    """Where two arrays differ, in one line (a weight matrix printed whole would run to pages)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return f"shape {list(a.shape)} {a.dtype} != {list(b.shape)} {b.dtype}"
+    differ = ~((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else (a == b))
+    first = tuple(int(i) for i in np.argwhere(differ)[0])
+    largest = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))[differ]))
+    return f"{int(differ.sum())} of {a.size} values differ, first at {first}: {a[first].item()!r} != {b[first].item()!r}; largest difference {largest:.3g}"
 
 
 def assert_graph_equal(a: Graph, b: Graph) -> None:

@@ -96,6 +96,7 @@ def test_bench_rate_is_a_probability(capsys):
         (["run", MODEL, "--data", "nowhere.npz"], "nowhere.npz: no such file"),
         (["run", MODEL, "--data", "digits", "--backend", "tpu"], "unknown backend 'tpu'"),
         (["plot", MODEL, "--data", "digits", "--layer", "conv1"], "is not a spiking node"),
+        (["plot", MODEL, "--data", "digits", "--limit", "4", "--sample", "4"], "--sample 4: there are 4 samples (0 to 3)"),
         (["info", "examples/quickstart_fc.yaml", "--data", "digits", "--split", "train", "--limit", "2"], None),
     ],
 )

@@ -157,11 +157,11 @@ def test_every_command_reading_a_model_takes_the_nir_import_options(tmp_path, ca
     assert snnir.load(tmp_path / "m.onnx").time.dt == 1e-3
     assert main(["bench", str(path), "--dt", "1e-3", "--backends", "reference", "--repeat", "1", "--batch", "2"]) == 0
     assert "reference" in capsys.readouterr().out
-    for command in ("run", "plot", "train"):  # read the file, then find that digits do not fit its input
+    for command in ("run", "plot", "train"):  # read the file, then find that digits (images) cannot feed its sequence input
         assert main([command, str(path), "--dt", "1e-3", "--data", "digits", "--out", str(tmp_path / command)]
                     if command != "run" else [command, str(path), "--dt", "1e-3", "--data", "digits"]) == 2
         error = capsys.readouterr().err
-        assert "do not fit the model input" in error and "time step" not in error, (command, error)
+        assert "digits holds images, and this model's input is a sequence" in error and "time step" not in error, (command, error)
 
 
 def test_the_import_options_reach_from_nir(tmp_path, capsys):

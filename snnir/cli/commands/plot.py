@@ -36,10 +36,12 @@ def run(args: argparse.Namespace) -> int:
     layer = args.layer or spiking[-1]
     if layer not in spiking:
         raise InputError(f"--layer {layer!r} is not a spiking node; choose one of {spiking}")
+    if not 0 <= args.sample < len(x):
+        raise InputError(f"--sample {args.sample}: there are {len(x)} samples (0 to {len(x) - 1}); see --limit")
     result = compile_graph(graph, args.backend).run(model_input(args, graph)(x), probes=spiking)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    label = f" (label {y[args.sample]})" if 0 <= args.sample < len(y) else ""
+    label = f" (label {y[args.sample]})"
     raster = plot_raster(result.probes[layer], out / f"raster_{layer}.png", sample=args.sample,
                          title=f"{graph.name}: {layer} spikes, sample {args.sample}{label}", dt=graph.time.dt)
     rates = {name: result.probes[name].mean(axis=(0, 1)) for name in spiking}
