@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 from typing import Any
 
@@ -28,8 +30,23 @@ def compile(graph: Graph | str | os.PathLike, backend: str = "reference", **opti
     if isinstance(graph, (str, os.PathLike)):
         graph = load(graph)
     chosen = get_backend(backend)
+    _check_options(backend, chosen.compile, options)
     validate(graph, require_materialized=True)
     return chosen.compile(graph, **options)
+
+
+def _check_options(backend: str, compile_graph: Any, options: dict[str, Any]) -> None:
+    """A TypeError naming the backend, the closest option and the ones it takes, for an option its
+    ``compile`` does not declare (a backend taking ``**options`` checks them itself)."""
+    parameters = inspect.signature(compile_graph).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    known = [name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"the {backend!r} backend has no option {name!r}{hint}; it takes: {', '.join(known) or 'none'}")
 
 
 __all__ = ["compile"]

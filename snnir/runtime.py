@@ -72,7 +72,10 @@ def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"probe {item!r}: unknown node {node!r}{hint}")
         target = graph.nodes[node]
-        if isinstance(target, Output) or variable not in target.recordable():
+        if isinstance(target, Output):
+            raise InputError(f"probe {item!r}: {node!r} is an output, already in the result; to probe what it "
+                             f"records, name node {graph.output_source(node)!r}")
+        if variable not in target.recordable():
             raise InputError(
                 f"probe {item!r}: node {node!r} ({target.kind}) has no {variable!r}; "
                 f"it can record: {', '.join(target.recordable())}"
@@ -102,9 +105,11 @@ def as_float32(what: str, data: Any) -> np.ndarray:
     if type(data) is np.ndarray and data.dtype == FLOAT32 and data.flags.c_contiguous and data.ndim:
         array = data  # (a 0-d array goes the long way, where ascontiguousarray makes it 1-d)
     else:
+        if callable(getattr(data, "detach", None)) and callable(getattr(data, "cpu", None)):
+            data = data.detach().cpu()  # a torch tensor, maybe on a GPU or part of an autograd graph
         try:
             array = np.asarray(data)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RuntimeError) as error:
             raise InputError(f"{what}: cannot read as an array ({error})") from None
         if array.dtype.kind not in "biuf":
             raise InputError(f"{what}: expected real numbers, found dtype {array.dtype}")

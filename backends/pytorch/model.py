@@ -19,6 +19,7 @@ Inference (numpy in and out, identical errors to every backend, see :mod:`snnir.
 
 from __future__ import annotations
 
+import difflib
 import re
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnir.errors import InputError, UnsupportedNodeError
+from snnir.errors import InputError, NodeNotFoundError, SnnirError, UnsupportedNodeError
 from snnir.ir.graph import Graph
 from snnir.ir.io import Input, Output
 from snnir.lowering import LoweringTable
@@ -48,11 +49,15 @@ from .layers import EVENT_MIN_OUTPUTS, Linear
 DTYPES = (torch.float32, torch.float64)
 
 
+#: Attribute names of a ModuleDict (``training``, ``forward``, ``cuda``...), which its keys may not take.
+_MODULE_ATTRIBUTES = frozenset(dir(nn.ModuleDict()))
+
+
 def _module_key(name: str, taken: set[str]) -> str:
-    """A ModuleDict key for node ``name`` (no dots; unique)."""
+    """A ModuleDict key for node ``name`` (no dots, not a module attribute; unique)."""
     key = re.sub(r"\W", "_", name) or "node"
     key = key if not key[0].isdigit() else f"n_{key}"
-    while key in taken:
+    while key in taken or key in _MODULE_ATTRIBUTES:
         key += "_"
     taken.add(key)
     return key
@@ -124,6 +129,10 @@ class TorchModel(nn.Module, CompiledModel):
 
     def layer(self, name: str) -> nn.Module:
         """The module lowered from node ``name``."""
+        if name not in self.keys:
+            close = difflib.get_close_matches(str(name), list(self.keys), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise NodeNotFoundError(f"no layer {name!r}{hint}; the layers are {list(self.keys)}")
         return self.layers[self.keys[name]]
 
     def plan(self, training: bool) -> Plan:
@@ -270,7 +279,12 @@ class TorchModel(nn.Module, CompiledModel):
     # -- trained parameters back into the IR -------------------------------------------------------------
     def to_graph(self) -> Graph:
         """The graph with every parameter replaced by the module's current value (as float32)."""
-        updates = {name: self.layer(name).to_node(self.graph.nodes[name]) for name in self.keys}
+        updates = {}
+        for name in self.keys:
+            try:
+                updates[name] = self.layer(name).to_node(self.graph.nodes[name])
+            except SnnirError as error:  # e.g. NaN weights after a diverged training
+                raise type(error)(f"node {name!r}: {error}") from None
         return self.graph.with_nodes(updates)
 
     def extra_repr(self) -> str:

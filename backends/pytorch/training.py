@@ -89,6 +89,17 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
+def _torch_model(model: Any) -> torch.nn.Module:
+    """The compiled torch model inside ``model`` (itself or a DDP wrapper); other objects are an error."""
+    from .model import TorchModel
+
+    compiled = _unwrap(model)
+    if not isinstance(compiled, TorchModel):
+        raise InputError(f"fit and evaluate take a model of the torch backend, snnir.compile(graph, \"torch\"); "
+                         f"found {type(compiled).__name__}")
+    return compiled
+
+
 def _distributed() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -115,19 +126,27 @@ def make_optimizer(spec: Any, parameters: Iterable[torch.nn.Parameter], lr: floa
 
 
 def pick_output(graph, loss: Any, output: str | None) -> str:
-    """The output the loss reads: ``output`` if given, else the first recording what the loss expects."""
+    """The output the loss reads: ``output`` if given, else the first recording what the loss expects
+    (``loss.expects``: "spikes" or "membrane"; a loss without it takes the first spike output, or the
+    first output). A loss of snnir's given an output of the other kind is an error, not a silent fit."""
+    expects = getattr(loss, "expects", None)
+    kinds = {name: "spikes" if _spiking(graph, name) else "membrane" for name in graph.outputs}
     if output is not None:
         if output not in graph.outputs:
             raise InputError(f"unknown output {output!r}; the graph's outputs are {list(graph.outputs)}")
+        if expects is not None and kinds[output] != expects:
+            raise InputError(f"the loss reads {expects}, but output {output!r} records {kinds[output]}; "
+                             f"outputs: {kinds}")
         return output
-    expects = getattr(loss, "expects", "spikes")
+    wanted = expects or "spikes"
     for name in graph.outputs:
-        record = graph.nodes[name].record
-        source = graph.nodes[graph.output_source(name)]
-        spikes = record == "spikes" or (record == "value" and source.spiking)
-        if (expects == "spikes" and spikes) or (expects == "membrane" and record == "membrane"):
+        if kinds[name] == wanted:
             return name
-    return graph.outputs[0]
+    if expects is None:
+        return graph.outputs[0]
+    other = "a membrane loss (mse_membrane_loss, ce_max_membrane_loss)" if expects == "spikes" else "a spike-count loss"
+    raise InputError(f"the loss reads {expects}, and no output of the graph records {expects} (outputs: {kinds}); "
+                     f"add such an output or use {other}")
 
 
 def _accuracy(recording: torch.Tensor, targets: torch.Tensor, spiking: bool) -> float:
@@ -166,7 +185,10 @@ def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Ge
             yield batch[0], _labels(batch[1], None, f"batch {number}")
         return
     x, y = data
-    y = _labels(y, _sample_count(graph, x, raw), "data")
+    count = _sample_count(graph, x, raw)
+    if np.ndim(y) == 1 and np.shape(y)[0] != count:
+        raise InputError(f"data: {np.shape(y)[0]} labels, but x holds {count} samples: {_sample_layout(graph, x, raw)}")
+    y = _labels(y, count, "data")
     count = len(y)
     order = rng.permutation(count) if shuffle and rng is not None else np.arange(count)
     rank, world = _distributed()
@@ -181,6 +203,17 @@ def _batch_count(data: Any, batch_size: Any) -> int | None:
     if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[1]) == 1 and isinstance(batch_size, int) and batch_size > 0:
         return -(-np.shape(data[1])[0] // batch_size)
     return None
+
+
+def _sample_layout(graph, x: Any, raw: bool) -> str:
+    """How ``x`` is read, for errors: its shape and the axis that counts the samples."""
+    if raw:
+        return f"x of shape {list(np.shape(x))} is cut along axis 0 (encode= turns each cut into the model's input)"
+    name = graph.inputs[0]
+    shape = graph.nodes[name].shape
+    expected = f"[T, N, {', '.join(map(str, shape))}]" if _batch_axis(graph, name) else f"[N, {', '.join(map(str, shape))}]"
+    found = list(np.shape(x)) if not isinstance(x, Mapping) else {k: list(np.shape(v)) for k, v in x.items()}
+    return f"input {name!r} ({graph.nodes[name].encoding}) takes x {expected}, found {found}"
 
 
 def _sample_count(graph, x: Any, raw: bool) -> int:
@@ -232,10 +265,16 @@ def _detach(state: Any) -> Any:
     return {key: _detach(value) for key, value in state.items()}
 
 
-def _to(x: Any, device: torch.device) -> Any:
-    if isinstance(x, Mapping):
-        return {name: torch.as_tensor(t).to(device) for name, t in x.items()}
-    return torch.as_tensor(x).to(device)
+def _to(x: Any, device: torch.device, batch: int) -> Any:
+    """A batch's input(s) as tensors on ``device``, refused if any value is NaN or infinite: training
+    would go on with NaN weights behind finite-looking losses (a NaN membrane never spikes)."""
+    tensors = {name: torch.as_tensor(t).to(device) for name, t in x.items()} if isinstance(x, Mapping) else {"": torch.as_tensor(x).to(device)}
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            index = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
+            where = f"input {name!r} " if name else ""
+            raise InputError(f"data: batch {batch}: {where}value {tensor[index].item()} at index {index} is not finite (NaN or inf)")
+    return tensors if isinstance(x, Mapping) else tensors[""]
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
@@ -329,7 +368,7 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
     """Train ``model`` on ``data`` for ``epochs`` epochs; returns the :class:`History` (see the module docstring)."""
-    compiled = _unwrap(model)
+    compiled = _torch_model(model)
     graph = compiled.graph
     if not isinstance(epochs, int) or epochs < 0:
         raise InputError(f"epochs must be a non-negative integer, found {epochs!r}")
@@ -351,8 +390,8 @@ def fit(
         losses, accuracies, sizes = [], [], []
         batches = tqdm(_batches(graph, data, batch_size, shuffle, rng, encode is not None), desc=f"epoch {epoch + 1}/{epochs}",
                        total=_batch_count(data, batch_size), disable=not progress or rank != 0, leave=False)
-        for x, y in batches:
-            x = _to(encode(x) if encode is not None else x, compiled.device)
+        for number, (x, y) in enumerate(batches):
+            x = _to(encode(x) if encode is not None else x, compiled.device, number)
             y = torch.as_tensor(y).to(compiled.device).long()
             batch_loss, batch_accuracy = _train_batch(model, graph, x, y, loss_fn, opt, output, spiking, tbptt)
             losses.append(batch_loss)
@@ -375,7 +414,7 @@ def fit(
 def evaluate(model: torch.nn.Module, data: Any, *, loss: Any = None, output: str | None = None, batch_size: int = 256,
              encode: Callable[[Any], Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Loss (if a loss is given), accuracy and sample count over ``data``, without gradients (eval mode)."""
-    compiled = _unwrap(model)
+    compiled = _torch_model(model)
     graph = compiled.graph
     loss_fn = None if loss is None else make_loss(loss)
     output = pick_output(graph, loss_fn, output)
@@ -385,8 +424,8 @@ def evaluate(model: torch.nn.Module, data: Any, *, loss: Any = None, output: str
     losses, accuracies, sizes = [], [], []
     try:
         with torch.no_grad():
-            for x, y in tqdm(_batches(graph, data, batch_size, False, None, encode is not None), desc="evaluate", disable=not progress, leave=False):
-                x = _to(encode(x) if encode is not None else x, compiled.device)
+            for number, (x, y) in enumerate(tqdm(_batches(graph, data, batch_size, False, None, encode is not None), desc="evaluate", disable=not progress, leave=False)):
+                x = _to(encode(x) if encode is not None else x, compiled.device, number)
                 y = torch.as_tensor(y).to(compiled.device).long()
                 recording = model(x)[output]
                 if loss_fn is not None:

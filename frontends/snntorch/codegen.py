@@ -71,7 +71,8 @@ class SnnTorchLoop(nn.Module):
 
 
 #: names a node may not take: they are module attributes (layers become attributes of the module) or locals
-_RESERVED = set(dir(SnnTorchLoop)) | {"code", "num_steps", "output_names", "snnir_spec", "_forward", "self", "torch", "step", "batch", "_"}
+#: names a child module may not take: the class's and every nn.Module instance's attributes (training, _modules...)
+_RESERVED = set(dir(SnnTorchLoop)) | set(dir(nn.Module())) | {"code", "num_steps", "output_names", "snnir_spec", "_forward", "self", "torch", "step", "batch", "_"}
 
 
 class _Writer:

@@ -140,7 +140,7 @@ def sequential_mismatch(graph: Graph, plan_: Plan) -> str | None:
 
 
 def build_sequential(graph: Graph, plan_: Plan, chain: list[str]) -> nn.Sequential:
-    names = Names(set(dir(nn.Sequential)) | {"snnir_spec"})  # children become attributes: avoid clashes
+    names = Names(set(dir(nn.Sequential())) | {"snnir_spec"})  # children become attributes: avoid clashes (training...)
     layers = OrderedDict()
     for name in chain:
         is_last = name == chain[-1]

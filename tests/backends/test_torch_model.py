@@ -244,3 +244,26 @@ def test_a_device_torch_cannot_use_is_an_input_error_naming_it():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match=r"device='cuda:0': torch cannot place the model there"):
             snnir.compile(graph, "torch", device="cuda:0")
+
+
+@pytest.mark.parametrize("name", ["training", "forward", "cuda", "_modules", "layers"])
+def test_node_names_that_are_module_attributes(name):
+    """Any valid node name lowers (a torch module attribute name used to crash add_module), and
+    to_snntorch exports it."""
+    from snnir.frontends.snntorch import to_snntorch
+
+    builder = snnir.GraphBuilder("names", num_steps=4)
+    builder.output("out", builder.add("lif", snnir.LIF(0.5), builder.add(name, snnir.Linear(3), builder.input("x", (5,)))))
+    graph = builder.build(seed=0)
+    x = np.random.default_rng(0).random((2, 5)).astype(np.float32)
+    model = snnir.compile(graph, "torch")
+    np.testing.assert_array_equal(model.run(x)["out"], snnir.compile(graph, "reference").run(x)["out"])
+    assert model.to_graph().nodes[name].kind == "Linear"
+    to_snntorch(graph)
+    with pytest.raises(KeyError, match=r"no layer 'lif1' \(did you mean 'lif'\?\)"):
+        model.layer("lif1")
+
+
+def test_unknown_compile_options_name_the_closest():
+    with pytest.raises(TypeError, match=r"the 'torch' backend has no option 'evnt_driven' \(did you mean 'event_driven'\?\)"):
+        snnir.compile(snnir.load("examples/quickstart_fc.yaml"), "torch", evnt_driven=True)

@@ -156,7 +156,7 @@ def test_fit_errors():
         fit(model, (x, y), batch_size=0, progress=False)
     with pytest.raises(InputError, match=r"optimizer Adam\(lr=-1\): Invalid learning rate"):
         fit(model, (x, y), lr=-1, progress=False)
-    with pytest.raises(InputError, match=r"one class per sample, shape \[6\], found \[5\]"):
+    with pytest.raises(InputError, match=r"data: 5 labels, but x holds 6 samples: input .x. \(direct\) takes x \[N, 10\], found \[6, 10\]"):
         fit(model, (x, y[:5]), progress=False)
     with pytest.raises(InputError, match="integer class indices, found dtype float64 with the value 0.5"):
         fit(model, (x, y + 0.5), progress=False)
@@ -196,3 +196,47 @@ def test_the_seed_tutorial_end_to_end(model_file):
     expected, found = snnir.compile(trained, "reference").run(test[0]), model.run(test[0])
     assert (expected["spikes"] == found["spikes"]).mean() >= 0.999
     np.testing.assert_allclose(found["membrane"], expected["membrane"], atol=1e-4)
+
+
+def test_fit_refuses_non_finite_data_and_models_of_other_backends():
+    """A NaN input would train on silently: its membranes never spike, the loss stays finite, and the
+    first layer's weights turn NaN. Found by a user walkthrough."""
+    model = snnir.compile(_graph(), "torch")
+    x, y = _data(12)
+    x[7, 3] = np.nan
+    with pytest.raises(InputError, match=r"data: batch 1: value nan at index \(1, 3\) is not finite"):
+        fit(model, (x, y), batch_size=6, shuffle=False, progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(InputError, match="data: batch 0: value nan"):
+        evaluate(model, (x, y), batch_size=12)
+    with pytest.raises(InputError, match="fit and evaluate take a model of the torch backend.*found NumbaModel"):
+        fit(snnir.compile(_graph(), "numba"), (x, y), progress=False)
+    with torch.no_grad():
+        model.layer("fc1").weight[0, 0] = float("nan")  # as after a diverged training
+    with pytest.raises(snnir.NodeParameterError, match="node 'fc1': Linear.weight: value nan"):
+        model.to_graph()
+
+
+def _readout_graph(with_spikes: bool):
+    """x -> fc1 -> lif -> fc2 -> LI readout ('out', a membrane), and optionally lif's spikes ('hidden')."""
+    builder = snnir.GraphBuilder("readout", num_steps=6)
+    x = builder.input("x", (10,))
+    lif = builder.add("lif", LIF(0.9), builder.add("fc1", Linear(8), x))
+    builder.output("out", builder.add("li", snnir.LI(0.9), builder.add("fc2", Linear(3), lif)))
+    if with_spikes:
+        builder.output("hidden", lif)
+    return builder.build(seed=0)
+
+
+def test_the_loss_and_its_output_must_agree():
+    """A spike-count loss on a membrane (or the reverse) is refused instead of fitted."""
+    model = snnir.compile(_readout_graph(with_spikes=True), "torch")
+    x, y = _data(6)
+    with pytest.raises(InputError, match="the loss reads spikes, but output 'out' records membrane"):
+        fit(model, (x, y % 3), output="out", progress=False)
+    with pytest.raises(InputError, match="the loss reads membrane, but output 'hidden' records spikes"):
+        fit(model, (x, y % 3), loss="mse_membrane_loss", output="hidden", progress=False)
+    history = fit(model, (x, y % 3), loss="ce_max_membrane_loss", progress=False)  # picks 'out' by itself
+    assert len(history.epochs) == 1
+    with pytest.raises(InputError, match="no output of the graph records spikes"):
+        fit(snnir.compile(_readout_graph(with_spikes=False), "torch"), (x, y % 3), progress=False)

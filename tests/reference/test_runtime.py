@@ -143,3 +143,17 @@ def test_a_scalar_input_reads_alike_in_any_dtype():
     np.testing.assert_array_equal(model.run(np.array(0.7, np.float32))["spikes"], expected["spikes"])
     model.reset(1)
     assert model.step(np.array(0.7, np.float32))["spikes"].shape == (1,)
+
+
+def test_probing_an_output_names_the_node_it_records():
+    graph = snnir.load("examples/quickstart_fc.yaml")
+    with pytest.raises(InputError, match="probe 'spikes': 'spikes' is an output, already in the result; to probe what it records, name node 'lif2'"):
+        snnir.compile(graph).run(np.zeros((1, 1, 28, 28)), probes=["spikes"])
+
+
+def test_a_torch_tensor_that_requires_grad_is_read_as_its_values():
+    torch = pytest.importorskip("torch")
+    graph = snnir.load("examples/quickstart_fc.yaml")
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    found = snnir.compile(graph).run(x)["spikes"]
+    np.testing.assert_array_equal(found, snnir.compile(graph).run(x.detach().numpy())["spikes"])
