@@ -190,7 +190,7 @@ def prepare_step_inputs(graph: Graph, inputs: Any, batch_size: int) -> dict[str,
         array = as_float32(f"input {name!r}", data)
         expected = (batch_size, *node.shape)
         if tuple(array.shape) != expected:
-            hint = " (the batch size is fixed by reset(); call reset again to change it)" if array.shape[1:] == tuple(node.shape) else ""
+            hint = " (the batch size is fixed by reset(), or by set_state() where a backend has it; call reset again to change it)" if array.shape[1:] == tuple(node.shape) else ""
             raise InputError(f"input {name!r} at this step: expected shape {list(expected)}, found {list(array.shape)}{hint}")
         arrays[name] = array
     return arrays

@@ -151,11 +151,39 @@ class TorchModel(nn.Module, CompiledModel):
     # -- torch calling convention -------------------------------------------------------------------
     def forward(self, inputs: Any, num_steps: int | None = None, *, state: dict | None = None, return_state: bool = False):
         tensors, steps = self._tensor_inputs(inputs, num_steps)
+        if state is not None:
+            name = self.graph.inputs[0]
+            self._check_state(state, tensors[name].shape[1 if self.graph.nodes[name].encoding == "sequence" else 0])
         if torch.is_grad_enabled() and self.device.type == "cpu":
             settle_heap()  # once per process: freed tensors are then recycled, not faulted back in
         run = self._simulate(tensors, steps, state, (), self.training)
         outputs = {name: self._read(run, source, variable) for name, source, variable in self.recorded}
         return (outputs, run.final) if return_state else outputs
+
+    def _check_state(self, state: Any, batch: int) -> None:
+        """``state=`` must be what ``return_state=True`` gave for a batch of this size: a misspelt or
+        missing entry would otherwise restart that part from zero, and a batch mismatch broadcast."""
+        def fail(problem: str) -> None:
+            raise InputError(f"state: {problem}; pass the state that return_state=True returned for a batch of {batch}")
+
+        if not isinstance(state, Mapping) or not set(state) <= {"neurons", "history"}:
+            fail(f"expected a dict with 'neurons' (and 'history' with delayed edges), found {_keys(state)}")
+        expected = {"neurons": {name: (self.layer(name).state_variables, (batch, *self.shapes[name]))
+                                for name in self.keys if self.layer(name).stateful},
+                    "history": {name: (None, (depth, batch, *self.shapes[name])) for name, depth in self.plan_depth.items()}}
+        for part, entries in expected.items():
+            given = state.get(part, {})
+            if not isinstance(given, Mapping) or set(given) != set(entries):
+                fail(f"{part} holds {_keys(given)}, expected {sorted(entries)}")
+            for name, (variables, shape) in entries.items():
+                tensors = given[name] if variables else {None: given[name]}
+                if variables and (not isinstance(tensors, Mapping) or set(tensors) != set(variables)):
+                    fail(f"{part}[{name!r}] holds {_keys(tensors)}, expected {sorted(variables)}")
+                for variable, tensor in tensors.items():
+                    if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+                        where = f"{part}[{name!r}]" + (f"[{variable!r}]" if variable else "")
+                        found = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                        fail(f"{where} is {found}, expected a tensor of shape {list(shape)}")
 
     def _simulate(self, tensors, steps, state, wanted, training):
         wanted = set(wanted) | {(source, variable) for _, source, variable in self.recorded}
@@ -292,6 +320,10 @@ class TorchModel(nn.Module, CompiledModel):
 
     __call__ = nn.Module.__call__
     __repr__ = nn.Module.__repr__
+
+
+def _keys(value: Any) -> Any:
+    return sorted(value) if isinstance(value, Mapping) else type(value).__name__
 
 
 def _variable(record: str) -> str:

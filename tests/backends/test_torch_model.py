@@ -267,3 +267,25 @@ def test_node_names_that_are_module_attributes(name):
 def test_unknown_compile_options_name_the_closest():
     with pytest.raises(TypeError, match=r"the 'torch' backend has no option 'evnt_driven' \(did you mean 'event_driven'\?\)"):
         snnir.compile(snnir.load("examples/quickstart_fc.yaml"), "torch", evnt_driven=True)
+
+
+def test_a_state_to_continue_from_is_checked():
+    """state= must be what return_state=True gave for this batch: a misspelt or missing entry used to
+    restart that part from zero, and a recurrent graph broadcast a batch of 5 over an input of 1."""
+    graph = CASES["recurrent_lif"].build()[0]
+    model = snnir.compile(graph, "torch")
+    x = torch.rand(4, 5, *graph.nodes[graph.inputs[0]].shape, generator=torch.Generator().manual_seed(0))
+    _, state = model(x, return_state=True)
+    model(x, state=state)  # the state as returned: accepted
+    neuron = next(iter(state["neurons"]))
+    cases = [
+        ([1, 2], "expected a dict with 'neurons'"),
+        ({**state, "neuron": {}}, "expected a dict with 'neurons'"),
+        ({"neurons": {}, "history": state["history"]}, f"neurons holds \\[\\], expected \\['{neuron}'"),
+        ({"neurons": {neuron: {"membrain": 0}}, "history": state["history"]}, f"neurons\\['{neuron}'\\] holds \\['membrain'\\]"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(InputError, match=match):
+            model(x, state=bad)
+    with pytest.raises(InputError, match=r"is \[5, .*\], expected a tensor of shape \[1, "):
+        model(x[:, :1], state=state)
