@@ -128,7 +128,9 @@ def _node_output(graph: Graph, name: str, input_shape: Shape | None, shapes: dic
     try:
         return tuple(node.infer_output(input_shape))
     except (ShapeError, NodeParameterError) as error:
-        raise type(error)(_where(graph, name, f"node {name!r} ({node.kind}): {error}", shapes)) from None
+        located = type(error)(_where(graph, name, f"node {name!r} ({node.kind}): {error}", shapes))
+        located.node = name  # type: ignore[attr-defined]  # for readers that know where the node was written
+        raise located from None
 
 
 def _check_edges(graph: Graph, shapes: dict[str, Shape]) -> None:

@@ -144,7 +144,7 @@ def _decode_inline_array(raw: Any, where: str) -> np.ndarray:
     return raw  # type: ignore[return-value]
 
 
-def _stack_graph(doc: dict, locate: Locator) -> Graph:
+def _stack_graph(doc: dict, locate: Locator, positions: dict[str, tuple]) -> Graph:
     """Build the layer-stack form through the same builder as :func:`snnir.Sequential`."""
     for key in ("nodes", "edges"):
         if key in doc:
@@ -191,6 +191,7 @@ def _stack_graph(doc: dict, locate: Locator) -> Graph:
             current = builder.chain(current, (name, layer) if name else layer)
         except GraphError as error:
             raise FormatError(f"{locate(path)}: {error}") from None
+        positions[current] = path
     records = doc.get("outputs")
     last = builder.node(current)
     if records is None:
@@ -214,14 +215,16 @@ def loads_yaml(text: str, label: str = "<yaml>") -> Graph:
     seed = doc.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise FormatError(f"{locate(('seed',))}: seed must be a non-negative integer, found {seed!r}")
+    positions: dict[str, tuple] = {}  # node name -> where it is written, for errors found later
     if "layers" in doc:
-        graph = _stack_graph(doc, locate)
+        graph = _stack_graph(doc, locate, positions)
     else:
         for key in ("input", "outputs"):
             if key in doc:
                 raise FormatError(f"{locate((key,))}: '{key}' belongs to the layer-stack form (with 'layers')")
         general = {k: v for k, v in doc.items() if k != "seed"}
         graph = graph_from_dict(general, _decode_inline_array, locate, version_required=False)
+        positions.update({name: ("nodes", name) for name in graph.nodes})
         for index, edge in enumerate(graph.edges):
             for end in (edge.src, edge.dst):
                 if end not in graph.nodes:
@@ -232,7 +235,9 @@ def loads_yaml(text: str, label: str = "<yaml>") -> Graph:
         validate(graph)
         return materialize(graph, seed)
     except SnnirError as error:
-        raise type(error)(f"{label}: {error}") from None
+        node = getattr(error, "node", None)
+        place = locate(positions[node]) if node in positions else label
+        raise type(error)(f"{place}: {error}") from None
 
 
 def load_yaml(path: str | os.PathLike) -> Graph:

@@ -115,7 +115,7 @@ def test_errors_name_file_line_and_column(text, match):
 def test_graph_level_errors_carry_the_file_name(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("input: {shape: [3]}\nlayers:\n  - {kind: Conv2d, out_channels: 2, kernel_size: 3}\n")
-    with pytest.raises(ShapeError, match=r"bad.yaml: node 'conv1' \(Conv2d\): Conv2d expects an input"):
+    with pytest.raises(ShapeError, match=r"bad.yaml:3:5: node 'conv1' \(Conv2d\): Conv2d expects an input"):  # the layer's place
         snnir.load(path)
     path.write_text("nodes:\n  x: {kind: Input, shape: [2]}\n  o: {kind: Output, record: membrane}\nedges: [[x, o]]\n")
     with pytest.raises(GraphError, match="bad.yaml: output 'o' cannot record 'membrane'"):
@@ -165,3 +165,18 @@ def test_unreadable_files(tmp_path):
 def test_deep_nesting_is_an_error_not_a_crash():
     with pytest.raises(FormatError, match="nested too deeply|invalid YAML"):
         loads_yaml("a: " + "[" * 20000 + "]" * 20000)
+
+
+def test_a_parameter_of_the_wrong_size_names_the_layer_line(tmp_path):
+    """Sizes are only known once the graph's shapes are: the check after building names the layer's place."""
+    text = Path("examples/quickstart_fc.yaml").read_text()
+    old = "  - {kind: LIF, name: lif1, beta: 0.9}"
+    assert old in text
+    path = tmp_path / "sized.yaml"
+    path.write_text(text.replace(old, "  - {kind: LIF, name: lif1, beta: [0.1, 0.2]}"))
+    line = text.splitlines().index(old) + 1
+    with pytest.raises(ShapeError, match=rf"^{path}:{line}:5: node 'lif1' \(LIF\): LIF.beta has shape \(2,\)"):
+        snnir.load(path)
+    general = "nodes:\n  x: {kind: Input, shape: [3]}\n  lif:\n    kind: LIF\n    beta: [0.5, 0.5]\n  out: {kind: Output}\nedges: [[x, lif], [lif, out]]\n"
+    with pytest.raises(ShapeError, match=r"^<yaml>:3:3: node 'lif' \(LIF\): LIF.beta has shape \(2,\)"):
+        loads_yaml(general)
