@@ -1,9 +1,11 @@
 """Cost estimates: dense multiply-accumulates and event-driven synaptic operations (SynOps) per step.
 
-A synapse layer (Linear, Conv) costs ``MACs`` per sample and step when its input is dense. Fed by
-spikes, an event-driven implementation only touches the weights of inputs that spiked, so it costs
-``SynOps = MACs × r`` where ``r`` is the mean firing rate of the source (spikes per neuron and step),
-measured by running the model on data. Pools cost one operation per window element.
+A synapse layer (Linear, Conv) costs ``MACs`` per sample and step when its input is dense. Fed by a
+sparse value (spikes, a spike-train input, a pool of spikes: :func:`snnir.passes.sparse_values`), an
+event-driven implementation only touches the weights of nonzero inputs, so it costs
+``SynOps = MACs × r`` where ``r`` is the fraction of the source's values that are nonzero (for spikes,
+the firing rate: spikes per neuron and step), measured by running the model on data (:func:`activity`).
+Pools cost one operation per window element.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from .ir.graph import Graph
 from .ir.layers import AvgPool2d, Conv1d, Conv2d, Linear, MaxPool2d, SumPool2d
-from .passes.analysis import spike_carriers
+from .passes.analysis import sparse_values, spike_carriers
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,18 @@ def dense_macs(graph: Graph, name: str) -> int:
 
 
 def synaptic_operations(graph: Graph, rates: dict[str, float] | None = None) -> list[LayerCost]:
-    """Costs of every synapse and pool; ``rates`` maps spiking nodes to measured firing rates."""
+    """Costs of every synapse and pool; ``rates`` maps sparse nodes to their measured nonzero fraction
+    (:func:`activity`; :func:`firing_rates` covers the spike carriers only)."""
     rates = rates or {}
-    carriers = spike_carriers(graph)
+    sparse = sparse_values(graph)
     costs = []
     for name in graph.nodes:
         macs = dense_macs(graph, name)
         if not macs:
             continue
         sources = [e.src for e in graph.incoming(name)]
-        spiking = all(s in carriers for s in sources)
-        rate = float(np.mean([rates[s] for s in sources])) if spiking and all(s in rates for s in sources) else None
+        measured = all(s in sparse and s in rates for s in sources)
+        rate = float(np.mean([rates[s] for s in sources])) if measured else None
         costs.append(LayerCost(name, graph.nodes[name].kind, macs, rate, macs * rate if rate is not None else float(macs)))
     return costs
 
@@ -66,9 +69,21 @@ def firing_rates(model, inputs) -> dict[str, float]:
     return {name: float(np.mean(result.probes[name] != 0)) for name in spiking}
 
 
+def activity(model, inputs) -> dict[str, float]:
+    """Fraction of nonzero values of every sparse node (:func:`snnir.passes.sparse_values`): the firing
+    rate of spiking nodes, the spike density of ``sequence`` inputs, the fraction of nonempty windows of
+    a pool of spikes. :func:`synaptic_operations` turns them into SynOps."""
+    graph = model.graph
+    sparse = sorted(sparse_values(graph), key=list(graph.nodes).index)
+    given = inputs if isinstance(inputs, dict) else {graph.inputs[0]: inputs}
+    result = model.run(inputs, probes=[name for name in sparse if name not in given])
+    values = {**{name: np.asarray(given[name]) for name in sparse if name in given}, **result.probes}
+    return {name: float(np.mean(values[name] != 0)) for name in sparse}
+
+
 def format_costs(costs: list[LayerCost]) -> str:
     """A table of the costs with totals."""
-    rows = [("node", "kind", "MACs/step", "input rate", "SynOps/step")]
+    rows = [("node", "kind", "MACs/step", "input nonzero", "SynOps/step")]
     for c in costs:
         rows.append((c.node, c.kind, f"{c.macs:,}", "dense" if c.source_rate is None else f"{c.source_rate:.3f}", f"{c.synops:,.0f}"))
     total_macs = sum(c.macs for c in costs)
@@ -78,4 +93,4 @@ def format_costs(costs: list[LayerCost]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-__all__ = ["LayerCost", "dense_macs", "synaptic_operations", "firing_rates", "format_costs"]
+__all__ = ["LayerCost", "dense_macs", "synaptic_operations", "activity", "firing_rates", "format_costs"]

@@ -66,6 +66,8 @@ def plot_raster(spikes: np.ndarray, path: str | os.PathLike, *, sample: int = 0,
         spikes = spikes[:, sample]
     if spikes.ndim == 1:
         spikes = spikes[:, None]
+    if spikes.ndim == 0 or spikes.size == 0:
+        raise InputError(f"nothing to plot: spikes of shape {list(np.shape(spikes))} hold no step or no neuron")
     spikes = spikes.reshape(spikes.shape[0], -1)
     steps, neurons = np.nonzero(spikes)
     figure, axis = plt.subplots(figsize=(8, max(2.0, min(8.0, 0.25 * spikes.shape[1] + 1))))

@@ -48,8 +48,10 @@ def resolve_threads(threads: int | None) -> int:
     if threads is None:
         value = os.environ.get("OMP_NUM_THREADS", "")
         return int(value) if value.isdigit() else 0
-    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 0:
-        raise InputError(f"threads must be an integer >= 0 (0: onnxruntime's default), found {threads!r}")
+    cpus = os.cpu_count() or 1
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or not 0 <= threads <= cpus:
+        # more threads than CPUs only queue up; a thousand took 30 s for two steps, a million killed the process
+        raise InputError(f"threads must be an integer from 0 (onnxruntime's default) to {cpus} (the CPUs here), found {threads!r}")
     return int(threads)
 
 

@@ -45,8 +45,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
     when None) and ``--encode``."""
     parser.add_argument(
         "--data", required=required,
-        help="'digits' (scikit-learn, offline), a directory of MNIST IDX files, or an .npz of x/y arrays "
-             "(x [N, T, *shape] for a model with a sequence input)",
+        help="'digits' (scikit-learn, offline; split 80/20 into train/test), a directory of MNIST IDX files, "
+             "or an .npz of x/y arrays (split 80/20) or of x_train/y_train/x_test/y_test; "
+             "x [N, T, *shape] for a model with a sequence input",
     )
     if split:
         parser.add_argument("--split", choices=("test", "train"), default="test", help="which split to use (default: test)")

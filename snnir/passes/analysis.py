@@ -47,6 +47,25 @@ def spike_carriers(graph: Graph) -> frozenset[str]:
     return frozenset(carriers)
 
 
+#: Node kinds that keep a zero input zero (pools, reshapes, scaling): sparse inputs give sparse outputs.
+ZERO_PRESERVING = ("Flatten", "MaxPool2d", "SumPool2d", "AvgPool2d", "Dropout", "Scale")
+
+
+def sparse_values(graph: Graph) -> frozenset[str]:
+    """Nodes whose values are mostly zeros: spike carriers, ``sequence`` inputs (encoded spike trains)
+    and zero-preserving nodes fed only by those (a SumPool of spikes counts spikes). A synapse fed by
+    such a value can skip its zeros (numba's event-driven synapses); its cost follows their fraction."""
+    sparse: set[str] = set(spike_carriers(graph))
+    for name in graph.topological_order():
+        node = graph.nodes[name]
+        edges = graph.incoming(name)
+        if isinstance(node, Input) and node.encoding == "sequence":
+            sparse.add(name)
+        elif node.kind in ZERO_PRESERVING and edges and all(e.src in sparse for e in edges):
+            sparse.add(name)
+    return frozenset(sparse)
+
+
 def live_nodes(graph: Graph) -> frozenset[str]:
     """Nodes whose value reaches an Output, plus every Input (inputs define the calling convention)."""
     live = set(graph.outputs)
@@ -66,4 +85,4 @@ def remove_dead_nodes(graph: Graph) -> Graph:
     return graph.without_nodes(dead) if dead else graph
 
 
-__all__ = ["time_invariant_nodes", "spike_carriers", "SPIKE_PRESERVING", "live_nodes", "remove_dead_nodes"]
+__all__ = ["time_invariant_nodes", "spike_carriers", "sparse_values", "SPIKE_PRESERVING", "ZERO_PRESERVING", "live_nodes", "remove_dead_nodes"]

@@ -1,5 +1,7 @@
 """The onnxruntime runner: streaming, exactness beyond dyadic data, files, errors shared with the reference."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -231,9 +233,12 @@ def test_options_are_checked():
         snnir.compile(graph, "onnx", thread=2)
     with pytest.raises(InputError, match="threads must be an integer"):
         snnir.compile(graph, "onnx", threads=-1)
+    with pytest.raises(InputError, match=r"threads must be an integer from 0 \(onnxruntime's default\) to \d+ \(the CPUs here\), found 1000000"):
+        snnir.compile(graph, "onnx", threads=10**6)  # would queue a million threads
     with pytest.raises(InputError, match="optimization must be one of"):
         snnir.compile(graph, "onnx", optimization="max")
     with pytest.raises(BackendUnavailableError, match="'NoSuchExecutionProvider' is not available here"):
         snnir.compile(graph, "onnx", providers=["NoSuchExecutionProvider"])
-    model = snnir.compile(graph, "onnx", threads=2, providers=["CPUExecutionProvider"])
-    assert model.threads == 2 and repr(model).startswith("<OnnxModel backend='onnx'")
+    threads = min(2, os.cpu_count() or 1)
+    model = snnir.compile(graph, "onnx", threads=threads, providers=["CPUExecutionProvider"])
+    assert model.threads == threads and repr(model).startswith("<OnnxModel backend='onnx'")

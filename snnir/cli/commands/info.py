@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...analysis import firing_rates, format_costs, synaptic_operations
+    from ...analysis import activity, format_costs, synaptic_operations
     from ...compiler import compile as compile_graph
 
     if args.backends:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     rates = None
     if args.data:
         x, _ = load_split(args, graph)
-        rates = firing_rates(compile_graph(graph, "reference"), model_input(args, graph)(x))
+        rates = activity(compile_graph(graph, "reference"), model_input(args, graph)(x))
     print()
     print(f"cost per sample and step ({'rates measured on ' + str(len(x)) + ' samples of ' + args.data if rates else 'dense; pass --data to measure firing rates'}):")
     print(format_costs(synaptic_operations(graph, rates)))

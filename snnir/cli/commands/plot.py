@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     label = f" (label {y[args.sample]})"
     raster = plot_raster(result.probes[layer], out / f"raster_{layer}.png", sample=args.sample,
-                         title=f"{graph.name}: {layer} spikes, sample {args.sample}{label}", dt=graph.time.dt)
+                         title=f"{graph.name}: spikes of {layer!r}, sample {args.sample}{label}", dt=graph.time.dt)
     rates = {name: result.probes[name].mean(axis=(0, 1)) for name in spiking}
     activity = plot_activity(rates, out / "activity.png", title=f"{graph.name}: firing rates on {len(x)} samples")
     if not args.quiet:
