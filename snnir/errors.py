@@ -51,6 +51,11 @@ class BackendUnavailableError(SnnirError, ImportError):
     """A backend exists but its optional dependency is not installed."""
 
 
+class SemanticsWarning(UserWarning):
+    """A file written for other tools will read, in those tools, with dynamics that differ from snnir's
+    (snnir itself reads it back exactly)."""
+
+
 def add_note(error: BaseException, note: str) -> None:
     """Attach context to an exception without rewriting its message (PEP 678, with a 3.10 fallback)."""
     if hasattr(error, "add_note"):
@@ -74,5 +79,6 @@ __all__ = [
     "BackendNotFoundError",
     "BackendUnavailableError",
     "NodeNotFoundError",
+    "SemanticsWarning",
     "add_note",
 ]

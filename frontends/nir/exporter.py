@@ -13,12 +13,14 @@ edge is routed through a NIR ``Delay`` node of ``delay · dt`` seconds named ``"
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 import nir
 import numpy as np
 
-from snnir.errors import NodeParameterError, UnsupportedNodeError
+from snnir.errors import NodeParameterError, SemanticsWarning, UnsupportedNodeError
 from snnir.ir.graph import Graph, TimeSpec
 from snnir.ir.io import Input
 from snnir.validate import validate
@@ -127,7 +129,27 @@ def to_nir(graph: Graph, *, dt: float | None = None, discretization: str = "eule
         ctx = export_rules.Context(dt, scheme, input_shape, shapes[name])
         nodes[name] = _export_node(name, node, ctx)
     edges = _edges(graph, dt, nodes)
+    _warn_other_readers(graph)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=md.dump(md.graph_record(graph, dt, scheme)), type_check=False)
+
+
+def _warn_other_readers(graph: Graph) -> None:
+    """NIR's neurons reset to zero in the step they spike and emit unit spikes; snnir writes any other
+    rule into its metadata, which other tools ignore. Say so, naming the neurons, rather than let their
+    dynamics change silently in those tools."""
+    differing = {}
+    for name, node in graph.nodes.items():
+        rules = [f"reset={node.reset!r}" if getattr(node, "reset", "zero") != "zero" else "",
+                 f"reset_timing={node.reset_timing!r}" if getattr(node, "reset_timing", "same_step") != "same_step" else "",
+                 f"graded_spikes_factor={node.graded_spikes_factor}" if getattr(node, "graded_spikes_factor", 1.0) != 1.0 else ""]
+        if node.spiking and any(rules):
+            differing[name] = ", ".join(r for r in rules if r)
+    if differing:
+        listed = "; ".join(f"{name!r} ({rules})" for name, rules in list(differing.items())[:4])
+        more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""
+        warnings.warn(f"NIR expresses a zero reset in the same step with unit spikes; other tools will read "
+                      f"{listed}{more} that way (snnir reads them back exactly from its metadata)",
+                      SemanticsWarning, stacklevel=3)
 
 
 __all__ = ["to_nir"]

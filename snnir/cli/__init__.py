@@ -12,10 +12,12 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
+from functools import partial
 from types import ModuleType
 
 from .. import __version__
-from ..errors import SnnirError
+from ..errors import SemanticsWarning, SnnirError
 from . import commands
 
 EXIT_ERROR = 2
@@ -51,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(command: str, message, category, filename, lineno, file=None, line=None) -> None:
+    """snnir's own warnings in the style of its errors (no source line of the library)."""
+    if issubclass(category, SemanticsWarning):
+        print(f"snnir {command}: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -58,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = partial(_show_warning, args.command)
+            return int(args.handler(args) or 0)
     except (SnnirError, OSError) as error:
         if args.traceback:
             raise

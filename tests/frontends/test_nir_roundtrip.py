@@ -6,6 +6,7 @@ clamps them) are written clamped, because NIR time constants must be positive: t
 differs in those parameters but computes exactly the same outputs.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,23 @@ def test_other_tools_see_nir_semantics_and_run_the_same_spikes(tmp_path):
     ours = snnir.compile(graph, "reference").run(inputs)
     theirs = snnir.compile(foreign, "reference").run(inputs)
     np.testing.assert_array_equal(theirs["n_out"], ours["n_out"])
+
+
+def test_exporting_rules_nir_cannot_express_warns_naming_the_neurons(tmp_path, capsys):
+    """Other tools read NIR's zero, same-step reset and unit spikes; snnir's metadata is ignored there.
+    The export says so instead of letting the dynamics change silently (snnir reads it back exactly)."""
+    from snnir.cli import main
+    from snnir.errors import SemanticsWarning
+
+    graph = snnir.load("examples/quickstart_fc.yaml")
+    with pytest.warns(SemanticsWarning, match=r"other tools will read 'lif1' \(reset='subtract', reset_timing='next_step'\); 'lif2'"):
+        snnir.save(graph, tmp_path / "fc.nir")
+    assert_graph_equal(snnir.load(tmp_path / "fc.nir"), graph)
+    zero = graph.with_nodes({n: graph.nodes[n].replace(reset="zero", reset_timing="same_step") for n in ("lif1", "lif2")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SemanticsWarning)
+        snnir.save(zero, tmp_path / "zero.nir")  # NIR's own semantics: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SemanticsWarning)
+        assert main(["convert", "examples/quickstart_fc.yaml", str(tmp_path / "cli.nir"), "-q"]) == 0
+    assert "snnir convert: warning: NIR expresses a zero reset in the same step" in capsys.readouterr().err
