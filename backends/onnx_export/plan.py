@@ -67,6 +67,8 @@ class Plan:
 
 def resolve_probes(graph: Graph, probes: Iterable | str) -> list[Probe]:
     """``"all"`` (every node's value and every neuron state) or probe specs as :func:`parse_probes` reads them."""
+    if isinstance(probes, str) and probes != "all" and probes not in graph.nodes and probes.lower() in ("all", "al", "every", "*"):
+        raise InputError(f"probes={probes!r}: for every node's value and state, write probes=\"all\"")
     if isinstance(probes, str) and probes == "all":
         probes = [
             spec

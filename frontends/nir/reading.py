@@ -53,7 +53,7 @@ def read_nir(path: str | os.PathLike, *, timeout: float | None = None) -> nir.NI
     timeout = READ_TIMEOUT if timeout is None else timeout
     path = Path(path)
     if not path.is_file():
-        raise FormatError(f"{path}: no such file")
+        raise FormatError(f"{path}: " + ("is a directory, not a .nir file" if path.is_dir() else "no such file"))
     if "fork" not in multiprocessing.get_all_start_methods():
         return _parse(path)
     context = multiprocessing.get_context("fork")

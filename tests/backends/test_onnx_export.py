@@ -159,3 +159,11 @@ def test_cli_export(tmp_path, capsys):
     assert main(["--quiet", "export", "examples/quickstart_cnn.yaml", str(tmp_path / "cnn.onnx"), "--probes", "all"]) == 0
     assert capsys.readouterr().out == ""
     assert len(snnir.backends.onnx_export.Runtime(tmp_path / "cnn.onnx").metadata["probes"]) == 10 + 3  # values, membranes
+
+
+def test_a_near_miss_of_probes_all_says_how_to_write_it(tmp_path):
+    graph, _ = CASES["seed_fc"].build()
+    for spelling in ("al", "ALL", "every"):
+        with pytest.raises(InputError, match=r"write probes=\"all\""):
+            export_onnx(graph, tmp_path / "m.onnx", probes=spelling)
+    assert not (tmp_path / "m.onnx").exists()

@@ -220,6 +220,9 @@ def test_unreadable_inputs_raise_format_errors(tmp_path):
         from_nir(bad, dt=1e-3)
     with pytest.raises(FormatError, match="no such file"):
         from_nir(tmp_path / "missing.nir", dt=1e-3)
+    (tmp_path / "folder.nir").mkdir()
+    with pytest.raises(FormatError, match="folder.nir: is a directory, not a .nir file"):
+        from_nir(tmp_path / "folder.nir", dt=1e-3)
     with pytest.raises(FormatError, match="expects a nir.NIRGraph or a path"):
         from_nir(42, dt=1e-3)
 
