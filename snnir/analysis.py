@@ -11,6 +11,7 @@ Pools cost one operation per window element.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +76,7 @@ def activity(model, inputs) -> dict[str, float]:
     a pool of spikes. :func:`synaptic_operations` turns them into SynOps."""
     graph = model.graph
     sparse = sorted(sparse_values(graph), key=list(graph.nodes).index)
-    given = inputs if isinstance(inputs, dict) else {graph.inputs[0]: inputs}
+    given = inputs if isinstance(inputs, Mapping) else {graph.inputs[0]: inputs}
     result = model.run(inputs, probes=[name for name in sparse if name not in given])
     values = {**{name: np.asarray(given[name]) for name in sparse if name in given}, **result.probes}
     return {name: float(np.mean(values[name] != 0)) for name in sparse}

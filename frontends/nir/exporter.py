@@ -137,13 +137,13 @@ def _warn_other_readers(graph: Graph) -> None:
     """NIR's neurons reset to zero in the step they spike and emit unit spikes; snnir writes any other
     rule into its metadata, which other tools ignore. Say so, naming the neurons, rather than let their
     dynamics change silently in those tools."""
+    nir_rules = {"reset": "zero", "reset_timing": "same_step", "graded_spikes_factor": 1.0}
     differing = {}
     for name, node in graph.nodes.items():
-        rules = [f"reset={node.reset!r}" if getattr(node, "reset", "zero") != "zero" else "",
-                 f"reset_timing={node.reset_timing!r}" if getattr(node, "reset_timing", "same_step") != "same_step" else "",
-                 f"graded_spikes_factor={node.graded_spikes_factor}" if getattr(node, "graded_spikes_factor", 1.0) != 1.0 else ""]
-        if node.spiking and any(rules):
-            differing[name] = ", ".join(r for r in rules if r)
+        if node.spiking:  # a Threshold spikes but has none of these fields: NIR's rules then
+            rules = [f"{field}={getattr(node, field)!r}" for field, value in nir_rules.items() if getattr(node, field, value) != value]
+            if rules:
+                differing[name] = ", ".join(rules)
     if differing:
         listed = "; ".join(f"{name!r} ({rules})" for name, rules in list(differing.items())[:4])
         more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""

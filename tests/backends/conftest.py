@@ -11,3 +11,11 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def numba_cache(tmp_path_factory):
+    """One temporary kernel cache for the numba tests of this session: each structure compiles once."""
+    path = tmp_path_factory.getbasetemp() / "numba-kernels"
+    path.mkdir(exist_ok=True)
+    return path

@@ -17,17 +17,9 @@ from snnir.testing import CASES, spike_train  # noqa: E402
 from snnir.testing.conformance import state_probes  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One temporary kernel cache for the numba test modules of this session: structures compile once."""
-    path = tmp_path_factory.getbasetemp() / "numba-kernels"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-def _both(name, cache, **options):
+def _both(name, numba_cache, **options):
     graph, data = CASES[name].build()
-    return graph, data, snnir.compile(graph, "reference"), snnir.compile(graph, "numba", cache_dir=cache, **options)
+    return graph, data, snnir.compile(graph, "reference"), snnir.compile(graph, "numba", cache_dir=numba_cache, **options)
 
 
 def _step_all(model, graph, data, probes=()):
@@ -44,8 +36,8 @@ def _step_all(model, graph, data, probes=()):
 
 
 @pytest.mark.parametrize("name", ["self_delay_and_input_delay", "multi_input_multi_output", "seed_cnn"])
-def test_streaming_equals_whole_sequence_run(name, cache):
-    graph, data, _, model = _both(name, cache)
+def test_streaming_equals_whole_sequence_run(name, numba_cache):
+    graph, data, _, model = _both(name, numba_cache)
     probes = state_probes(graph)
     whole = model.run(data, probes=probes)
     streamed = _step_all(model, graph, data, probes)
@@ -55,8 +47,8 @@ def test_streaming_equals_whole_sequence_run(name, cache):
         np.testing.assert_array_equal(np.stack([r.probes[key] for r in streamed]), whole.probes[key], err_msg=key)
 
 
-def test_run_leaves_the_stream_alone_and_reset_restarts_it(cache):
-    graph, data, reference, model = _both("recurrent_lif", cache)
+def test_run_leaves_the_stream_alone_and_reset_restarts_it(numba_cache):
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     model.reset(3)
     first = model.step(data[0])["lif_out"].copy()
     model.run(data)  # a whole-sequence run in between
@@ -68,8 +60,8 @@ def test_run_leaves_the_stream_alone_and_reset_restarts_it(cache):
     np.testing.assert_array_equal(model.step(data[0])["lif_out"], first)
 
 
-def test_probes_record_rasters_and_rates(cache):
-    graph, data, reference, model = _both("seed_fc", cache)
+def test_probes_record_rasters_and_rates(numba_cache):
+    graph, data, reference, model = _both("seed_fc", numba_cache)
     found = model.run(data, probes=["lif1", ("lif1", "membrane"), "lif2:spikes"])
     expected = reference.run(data, probes=["lif1", ("lif1", "membrane"), "lif2:spikes"])
     assert set(found.probes) == {"lif1", "lif1:membrane", "lif2"}
@@ -83,14 +75,14 @@ def test_probes_record_rasters_and_rates(cache):
     assert not np.any(both["lif2_out"] == 7)
 
 
-def test_predict_matches_reference(cache):
-    graph, data, reference, model = _both("seed_cnn", cache)
+def test_predict_matches_reference(numba_cache):
+    graph, data, reference, model = _both("seed_cnn", numba_cache)
     np.testing.assert_array_equal(model.predict(data, output="lif3_out"), reference.predict(data, output="lif3_out"))
     np.testing.assert_array_equal(model.predict(data, output="lif3_membrane"), reference.predict(data, output="lif3_membrane"))
 
 
-def test_num_steps_and_empty_batch(cache):
-    graph, data, reference, model = _both("recurrent_lif", cache)
+def test_num_steps_and_empty_batch(numba_cache):
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     np.testing.assert_array_equal(model.run(data, num_steps=5)["lif_out"], reference.run(data, num_steps=5)["lif_out"])
     empty = model.run(data[:, :0])
     assert empty["lif_out"].shape == reference.run(data[:, :0])["lif_out"].shape == (14, 0, 5)
@@ -109,8 +101,8 @@ BAD_RUN_INPUTS = {
 
 
 @pytest.mark.parametrize("bad", list(BAD_RUN_INPUTS))
-def test_input_errors_are_the_reference_errors(bad, cache):
-    graph, data, reference, model = _both("recurrent_lif", cache)
+def test_input_errors_are_the_reference_errors(bad, numba_cache):
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     wrong = BAD_RUN_INPUTS[bad](data)
     with pytest.raises(InputError) as expected:
         reference.run(wrong)
@@ -126,8 +118,8 @@ def test_input_errors_are_the_reference_errors(bad, cache):
     assert str(found.value) == str(expected.value)
 
 
-def test_stream_errors_are_the_reference_errors(cache):
-    graph, data, reference, model = _both("recurrent_lif", cache)
+def test_stream_errors_are_the_reference_errors(numba_cache):
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     for backend in (reference, model):
         with pytest.raises(InputError, match="call reset"):
             backend.step(data[0])
@@ -147,8 +139,8 @@ def test_stream_errors_are_the_reference_errors(cache):
         assert str(found.value) == str(expected.value)
 
 
-def test_a_failed_step_changes_no_state(cache):
-    graph, data, reference, model = _both("recurrent_lif", cache)
+def test_a_failed_step_changes_no_state(numba_cache):
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     model.reset(3)
     model.step(data[0])
     with pytest.raises(InputError, match="not finite"):
@@ -158,19 +150,19 @@ def test_a_failed_step_changes_no_state(cache):
     np.testing.assert_array_equal(model.step(data[1])["lif_membrane"], reference.step(data[1])["lif_membrane"])
 
 
-def test_step_converts_other_dtypes_and_layouts(cache):
-    graph, data, reference, model = _both("recurrent_lif", cache)
+def test_step_converts_other_dtypes_and_layouts(numba_cache):
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     model.reset(3)
     reference.reset(3)
     for t, x in enumerate([data[0].astype(np.int64), np.asfortranarray(data[1].astype(np.float64)), data[2].tolist()]):
         np.testing.assert_array_equal(model.step(x)["lif_membrane"], reference.step(x)["lif_membrane"], err_msg=str(t))
 
 
-def test_step_fast_path_falls_back_for_inputs_it_cannot_read_in_place(cache):
+def test_step_fast_path_falls_back_for_inputs_it_cannot_read_in_place(numba_cache):
     """step() hands a float32 C-contiguous array straight to the kernel; a read-only, byte-swapped or
     strided one is rejected there (no new compilation) and converted by the shared checks instead.
     Each result is the caller's own: the next step does not overwrite it."""
-    graph, data, reference, model = _both("recurrent_lif", cache)
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     model.reset(3)
     reference.reset(3)
     read_only = data[2].copy()
@@ -184,13 +176,13 @@ def test_step_fast_path_falls_back_for_inputs_it_cannot_read_in_place(cache):
     assert len(model._module.samples.signatures) == 1
 
 
-def test_fast_steps_across_record_chunks_keep_every_result(cache, monkeypatch):
+def test_fast_steps_across_record_chunks_keep_every_result(numba_cache, monkeypatch):
     """Fast steps record into rows of a chunk and start a new chunk when one is used up: with
     two rows a chunk, five kept results span three chunks and each still holds its own step."""
     from snnir.backends.numba_cpu import model as numba_model
 
     monkeypatch.setattr(numba_model, "CHUNK_STEPS", 2)
-    graph, data, reference, model = _both("recurrent_lif", cache)
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     model.reset(3)
     reference.reset(3)
     kept = [(model.step(x), reference.step(x)) for x in data[:5]]
@@ -208,12 +200,12 @@ def _same_error(reference, model, call):
     assert str(found.value) == str(expected.value)
 
 
-def test_non_finite_float32_inputs_raise_the_reference_error(cache):
+def test_non_finite_float32_inputs_raise_the_reference_error(numba_cache):
     """run() reads a ready float32 array in place and tests each sample inside the kernel; step()
     tests the whole step first. A NaN anywhere, even in the last sample or in a step beyond num_steps,
     raises the reference's message, and a failed step leaves the stream as it was. (The prange
     driver's test: test_threads_option_is_applied_and_restored.)"""
-    graph, data, reference, model = _both("recurrent_lif", cache)
+    graph, data, reference, model = _both("recurrent_lif", numba_cache)
     for position in (0, -1, data.size // 2):
         bad = data.copy()
         bad.flat[position] = np.nan
@@ -229,7 +221,7 @@ def test_non_finite_float32_inputs_raise_the_reference_error(cache):
     np.testing.assert_array_equal(model.step(data[1])["lif_membrane"], reference.step(data[1])["lif_membrane"])
 
 
-def test_event_driven_synapses_never_read_rows_of_silent_inputs(cache):
+def test_event_driven_synapses_never_read_rows_of_silent_inputs(numba_cache):
     """Poison the weight row of an input that never spikes: event-driven results stay finite, the
     dense loop multiplies it by zero and gets NaN. (The cost-follows-activity claim, as behaviour.)"""
     builder = GraphBuilder("poison", num_steps=6)
@@ -240,20 +232,20 @@ def test_event_driven_synapses_never_read_rows_of_silent_inputs(cache):
     data = spike_train(np.random.default_rng(0), (6, 2, 5), 0.5)
     data[:, :, 2] = 0  # input 2 never spikes
     for event_driven, finite in ((True, True), (False, False)):
-        model = snnir.compile(graph, "numba", event_driven=event_driven, cache_dir=cache)
+        model = snnir.compile(graph, "numba", event_driven=event_driven, cache_dir=numba_cache)
         assert model.event_driven == {"fc": event_driven}
         start = int(re.search(r"fc_weight = P\[(\d+):", model.source).group(1))
         model.program.params[start + 2 * 3 : start + 3 * 3] = np.nan  # the row of input 2 in Wᵀ
         assert np.isfinite(model.run(data)["out"]).all() == finite
 
 
-def test_compiler_chooses_event_driven_synapses_from_the_graph(cache):
-    graph, _, _, model = _both("multi_input_multi_output", cache)
+def test_compiler_chooses_event_driven_synapses_from_the_graph(numba_cache):
+    graph, _, _, model = _both("multi_input_multi_output", numba_cache)
     # fa reads a direct input (dense: one BLAS product), fb a sequence input, fc the spikes of a LIF
     assert model.event_driven == {"fa": False, "fb": True, "fc": True}
     assert model.batched == ("fa",)
-    assert snnir.compile(graph, "numba", event_driven={"fb": False}, cache_dir=cache).event_driven["fb"] is False
-    seed = snnir.compile(CASES["seed_cnn"].build()[0], "numba", cache_dir=cache)
+    assert snnir.compile(graph, "numba", event_driven={"fb": False}, cache_dir=numba_cache).event_driven["fb"] is False
+    seed = snnir.compile(CASES["seed_cnn"].build()[0], "numba", cache_dir=numba_cache)
     assert seed.hoisted == ("conv1", "pool1")
     with pytest.raises(GraphError, match="not a synapse"):
         snnir.compile(graph, "numba", event_driven={"lif": True})
@@ -273,9 +265,9 @@ def test_options_are_checked():
         snnir.compile(graph, "numba", parallel="auto")
 
 
-def test_threads_option_is_applied_and_restored(cache):
-    graph, data, reference, _ = _both("seed_cnn", cache)
-    model = snnir.compile(graph, "numba", threads=1, parallel=True, cache_dir=cache)
+def test_threads_option_is_applied_and_restored(numba_cache):
+    graph, data, reference, _ = _both("seed_cnn", numba_cache)
+    model = snnir.compile(graph, "numba", threads=1, parallel=True, cache_dir=numba_cache)
     before = numba.get_num_threads()
     np.testing.assert_array_equal(model.run(data)["lif3_out"], reference.run(data)["lif3_out"])
     assert numba.get_num_threads() == before
@@ -284,19 +276,19 @@ def test_threads_option_is_applied_and_restored(cache):
     _same_error(reference, model, lambda m: m.run(bad))
 
 
-def test_overrides_replace_an_emit_rule(cache):
+def test_overrides_replace_an_emit_rule(numba_cache):
     def doubled_scale(ctx):
         factor = ctx.per_neuron("factor", ctx.node.factor * 2, ctx.x.layout)
         ctx.call(kernels.scale, ctx.x.expr, factor, ctx.output(ctx.x.layout))
 
     graph, data = CASES["threshold_node"].build()
-    model = snnir.compile(graph, "numba", overrides={"Scale": doubled_scale}, cache_dir=cache)
+    model = snnir.compile(graph, "numba", overrides={"Scale": doubled_scale}, cache_dir=numba_cache)
     found = model.run(data, probes=["s"]).probes["s"]
     np.testing.assert_array_equal(found, snnir.compile(graph, "reference").run(data, probes=["s"]).probes["s"] * 2)
 
 
-def test_the_model_is_a_compiled_model(cache):
-    graph, _, _, model = _both("seed_fc", cache)
+def test_the_model_is_a_compiled_model(numba_cache):
+    graph, _, _, model = _both("seed_fc", numba_cache)
     assert isinstance(model, NumbaModel) and isinstance(model, snnir.CompiledModel)
     assert model.backend == "numba" and "numba" in repr(model)
     assert snnir.get_backend("numba").rules.missing() == ()

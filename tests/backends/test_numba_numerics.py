@@ -18,14 +18,6 @@ from snnir.testing import CASES, assert_matches_reference, dyadic, spike_train  
 from snnir.testing.conformance import state_probes  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One temporary kernel cache for the numba test modules of this session: structures compile once."""
-    path = tmp_path_factory.getbasetemp() / "numba-kernels"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 # Cases where event_driven=False takes every other code path: dense row-scatter and per-tap
 # convolutions, BLAS products of direct and sequence inputs, a dense Linear on a permuted layout and
 # on a fan-in buffer with delays.
@@ -40,15 +32,15 @@ DENSE_CASES = [
 
 
 @pytest.mark.parametrize("name", DENSE_CASES)
-def test_dense_synapses_match_reference(name, cache):
-    assert_matches_reference(CASES[name], "numba", event_driven=False, cache_dir=cache)
+def test_dense_synapses_match_reference(name, numba_cache):
+    assert_matches_reference(CASES[name], "numba", event_driven=False, cache_dir=numba_cache)
 
 
-def test_parallel_driver_matches_reference(cache):
-    assert_matches_reference(CASES["seed_cnn"], "numba", parallel=True, threads=2, cache_dir=cache)
+def test_parallel_driver_matches_reference(numba_cache):
+    assert_matches_reference(CASES["seed_cnn"], "numba", parallel=True, threads=2, cache_dir=numba_cache)
 
 
-def test_event_driven_and_dense_agree_bit_for_bit_on_general_floats(cache):
+def test_event_driven_and_dense_agree_bit_for_bit_on_general_floats(numba_cache):
     """Both paths add weight rows in input order (skipping a zero adds nothing), so they agree
     exactly even where float32 rounding depends on the order."""
     rng = np.random.default_rng(3)
@@ -59,8 +51,8 @@ def test_event_driven_and_dense_agree_bit_for_bit_on_general_floats(cache):
     builder.output("out", builder.add("lif2", LIF(0.8), builder.add("fc2", Linear(7), hidden)))
     graph = builder.build(seed=1)
     data = spike_train(rng, (20, 5, 40), 0.3) * rng.uniform(0.5, 2.0, size=(20, 5, 40)).astype(np.float32)
-    event = snnir.compile(graph, "numba", cache_dir=cache).run(data, probes=["fc", "lif:membrane"])
-    dense = snnir.compile(graph, "numba", event_driven=False, cache_dir=cache).run(data, probes=["fc", "lif:membrane"])
+    event = snnir.compile(graph, "numba", cache_dir=numba_cache).run(data, probes=["fc", "lif:membrane"])
+    dense = snnir.compile(graph, "numba", event_driven=False, cache_dir=numba_cache).run(data, probes=["fc", "lif:membrane"])
     for key in ("fc", "lif:membrane"):
         np.testing.assert_array_equal(event.probes[key], dense.probes[key])
     # golden from the definition: y = sum over inputs, in input order, of x_i * W[:, i] (float32)
@@ -71,7 +63,7 @@ def test_event_driven_and_dense_agree_bit_for_bit_on_general_floats(cache):
     np.testing.assert_array_equal(event.probes["fc"], expected)
 
 
-def test_neuron_updates_are_bit_identical_on_general_floats(cache):
+def test_neuron_updates_are_bit_identical_on_general_floats(numba_cache):
     """Neurons fed straight by a float input: no sum whose order could differ, so every float32
     operation must round exactly as in the reference (a fused multiply-add would break this)."""
     rng = np.random.default_rng(7)
@@ -93,7 +85,7 @@ def test_neuron_updates_are_bit_identical_on_general_floats(cache):
     data = rng.normal(0.4, 0.6, size=(30, 4, *shape)).astype(np.float32)
     probes = state_probes(graph)
     expected = snnir.compile(graph, "reference").run(data, probes=probes)
-    found = snnir.compile(graph, "numba", cache_dir=cache).run(data, probes=probes)
+    found = snnir.compile(graph, "numba", cache_dir=numba_cache).run(data, probes=probes)
     for key in expected.probes:
         np.testing.assert_array_equal(found.probes[key], expected.probes[key], err_msg=key)
     for key in expected:
@@ -118,11 +110,11 @@ def _layout_graph(rng):
 
 
 @pytest.mark.parametrize("event_driven", [True, False])
-def test_mixed_layouts_match_reference(event_driven, cache):
+def test_mixed_layouts_match_reference(event_driven, numba_cache):
     graph, data = _layout_graph(np.random.default_rng(11))
     probes = state_probes(graph)
     expected = snnir.compile(graph, "reference").run(data, probes=probes)
-    model = snnir.compile(graph, "numba", event_driven=event_driven, cache_dir=cache)
+    model = snnir.compile(graph, "numba", event_driven=event_driven, cache_dir=numba_cache)
     found = model.run(data, probes=probes)
     assert "K.gather_into" in model.source  # the permuted Flatten output was gathered for the Conv1d
     for key in expected.probes:
@@ -145,7 +137,7 @@ def _conv_graph(rng, channels_last_input):
 
 
 @pytest.mark.parametrize("channels_last_input", [False, True])
-def test_band_and_plane_convolutions_agree_bit_for_bit_on_general_floats(channels_last_input, cache):
+def test_band_and_plane_convolutions_agree_bit_for_bit_on_general_floats(channels_last_input, numba_cache):
     """Both sum a convolution's inputs row by row, each row in storage order, so the event-driven band
     kernel (skipping zeros) and the dense plane kernel (adding them) agree exactly on general floats;
     against the reference (BLAS order) they agree to float32 rounding."""
@@ -153,8 +145,8 @@ def test_band_and_plane_convolutions_agree_bit_for_bit_on_general_floats(channel
     graph = _conv_graph(rng, channels_last_input)
     data = spike_train(rng, (8, 3, 3, 9, 10), 0.3) * rng.uniform(0.5, 2.0, size=(8, 3, 3, 9, 10)).astype(np.float32)
     probes = ["conv_a", "conv_b"]
-    event = snnir.compile(graph, "numba", event_driven=True, cache_dir=cache)
-    dense = snnir.compile(graph, "numba", event_driven=False, cache_dir=cache)
+    event = snnir.compile(graph, "numba", event_driven=True, cache_dir=numba_cache)
+    dense = snnir.compile(graph, "numba", event_driven=False, cache_dir=numba_cache)
     for model, kernel in ((event, "band"), (dense, "planes")):
         assert re.findall(r"# 'conv_[ab]' \(Conv2d\).*, (\w+)$", model.source, re.M) == [kernel, kernel]
     found, other = event.run(data, probes=probes), dense.run(data, probes=probes)

@@ -15,13 +15,6 @@ from snnir.errors import InputError  # noqa: E402
 from snnir.testing import dyadic, spike_train  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "numba-kernels"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def expected_masks(x: np.ndarray) -> np.ndarray:
     """Bit j of word w of a row: x[row, 64 w + j] != 0, from numpy alone."""
     rows, n = x.shape
@@ -86,15 +79,15 @@ def in_place(model):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_listed_spike_train_gives_the_bits_of_the_input_read_in_place(threads, cache):
+def test_a_listed_spike_train_gives_the_bits_of_the_input_read_in_place(threads, numba_cache):
     graph = fc_graph(np.random.default_rng(0))
     data = spike_train(np.random.default_rng(1), (12, 8, 40), 0.2)
-    listed = snnir.compile(graph, "numba", threads=threads, cache_dir=cache)
+    listed = snnir.compile(graph, "numba", threads=threads, cache_dir=numba_cache)
     assert listed.program.lists_spikes
     seen = watch(listed)
     found = listed.run(data, probes=["fc", "lif:membrane"])
     assert seen == [True]
-    other = in_place(snnir.compile(graph, "numba", threads=threads, cache_dir=cache)).run(data, probes=["fc", "lif:membrane"])
+    other = in_place(snnir.compile(graph, "numba", threads=threads, cache_dir=numba_cache)).run(data, probes=["fc", "lif:membrane"])
     for key in ("fc", "lif:membrane"):
         np.testing.assert_array_equal(found.probes[key], other.probes[key], err_msg=key)
     np.testing.assert_array_equal(found["out"], other["out"])
@@ -106,7 +99,7 @@ def test_a_listed_spike_train_gives_the_bits_of_the_input_read_in_place(threads,
     np.testing.assert_array_equal(found.probes["fc"], expected + bias)
 
 
-def test_listed_runs_match_the_reference_on_dyadic_weights(cache):
+def test_listed_runs_match_the_reference_on_dyadic_weights(numba_cache):
     rng = np.random.default_rng(2)
     builder = GraphBuilder("dyadic", num_steps=10)
     x = builder.input("x", (70,), encoding="sequence")
@@ -114,7 +107,7 @@ def test_listed_runs_match_the_reference_on_dyadic_weights(cache):
     builder.output("out", builder.add("lif2", LIF(0.5), builder.add("fc2", Linear(weight=dyadic(rng, (5, 20)), bias=None), hidden)))
     graph = builder.build()
     data = spike_train(rng, (10, 3, 70), 0.3)
-    model = snnir.compile(graph, "numba", cache_dir=cache)
+    model = snnir.compile(graph, "numba", cache_dir=numba_cache)
     seen = watch(model)
     found = model.run(data, probes=["lif:membrane"])
     expected = snnir.compile(graph, "reference").run(data, probes=["lif:membrane"])
@@ -125,13 +118,13 @@ def test_listed_runs_match_the_reference_on_dyadic_weights(cache):
 
 @pytest.mark.parametrize("value", [0.5, -0.0])
 @pytest.mark.parametrize("step", [0, -1])
-def test_other_values_are_read_in_place(value, step, cache):
+def test_other_values_are_read_in_place(value, step, numba_cache):
     """An input that is not a spike train (one 0.5 or -0.0, in the first or the last step) takes the
     in-place path and matches the reference."""
     graph = fc_graph(np.random.default_rng(3))
     data = spike_train(np.random.default_rng(4), (12, 4, 40), 0.3)
     data[step, -1, 5] = value
-    model = snnir.compile(graph, "numba", cache_dir=cache)
+    model = snnir.compile(graph, "numba", cache_dir=numba_cache)
     seen = watch(model)
     found = model.run(data, probes=["fc"])
     assert seen == [False]
@@ -140,8 +133,8 @@ def test_other_values_are_read_in_place(value, step, cache):
     np.testing.assert_array_equal(found["out"], expected["out"])
 
 
-def test_a_non_finite_value_in_a_spike_train_is_still_an_input_error(cache):
-    model = snnir.compile(fc_graph(np.random.default_rng(5)), "numba", cache_dir=cache)
+def test_a_non_finite_value_in_a_spike_train_is_still_an_input_error(numba_cache):
+    model = snnir.compile(fc_graph(np.random.default_rng(5)), "numba", cache_dir=numba_cache)
     data = spike_train(np.random.default_rng(6), (12, 2, 40), 0.3)
     data[7, 1, 39] = np.nan
     with pytest.raises(InputError, match="NaN|finite"):
@@ -152,28 +145,28 @@ def test_a_non_finite_value_in_a_spike_train_is_still_an_input_error(cache):
         model.run(data)
 
 
-def test_the_checked_path_lists_too(cache):
+def test_the_checked_path_lists_too(numba_cache):
     """A float64 spike train, or fewer steps than given, is converted and checked first, then listed."""
     graph = fc_graph(np.random.default_rng(7))
     data = spike_train(np.random.default_rng(8), (12, 3, 40), 0.3)
-    model = snnir.compile(graph, "numba", cache_dir=cache)
+    model = snnir.compile(graph, "numba", cache_dir=numba_cache)
     seen = watch(model)
     found = model.run(data.astype(np.float64), probes=["fc"])
     shorter = model.run(data, num_steps=5, probes=["fc"])  # a copy of the first 5 steps
     assert seen == [True, True]
-    expected = in_place(snnir.compile(graph, "numba", cache_dir=cache)).run(data, probes=["fc"])
+    expected = in_place(snnir.compile(graph, "numba", cache_dir=numba_cache)).run(data, probes=["fc"])
     np.testing.assert_array_equal(found.probes["fc"], expected.probes["fc"])
     np.testing.assert_array_equal(shorter.probes["fc"], expected.probes["fc"][:5])
 
 
-def test_a_flattened_image_input_is_listed(cache):
+def test_a_flattened_image_input_is_listed(numba_cache):
     rng = np.random.default_rng(9)
     builder = GraphBuilder("image", num_steps=6)
     x = builder.add("flat", Flatten(), builder.input("x", (2, 5, 7), encoding="sequence"))
     builder.output("out", builder.add("lif", LIF(0.5), builder.add("fc", Linear(weight=dyadic(rng, (9, 70)), bias=None), x)))
     graph = builder.build()
     data = spike_train(rng, (6, 3, 2, 5, 7), 0.3)
-    model = snnir.compile(graph, "numba", cache_dir=cache)
+    model = snnir.compile(graph, "numba", cache_dir=numba_cache)
     seen = watch(model)
     found = model.run(data, probes=["fc"])
     expected = snnir.compile(graph, "reference").run(data, probes=["fc"])
@@ -181,21 +174,21 @@ def test_a_flattened_image_input_is_listed(cache):
     np.testing.assert_array_equal(found.probes["fc"], expected.probes["fc"])
 
 
-def test_only_event_driven_linears_reading_the_first_sequence_input_list_it(cache):
+def test_only_event_driven_linears_reading_the_first_sequence_input_list_it(numba_cache):
     """Not a dense Linear, not one behind another node, not one on a direct input (hoisted)."""
     rng = np.random.default_rng(10)
-    assert not snnir.compile(fc_graph(rng), "numba", event_driven=False, cache_dir=cache).program.lists_spikes
-    assert not snnir.compile(fc_graph(rng, Scale(np.float32(2.0))), "numba", cache_dir=cache).program.lists_spikes
+    assert not snnir.compile(fc_graph(rng), "numba", event_driven=False, cache_dir=numba_cache).program.lists_spikes
+    assert not snnir.compile(fc_graph(rng, Scale(np.float32(2.0))), "numba", cache_dir=numba_cache).program.lists_spikes
     builder = GraphBuilder("direct", num_steps=4)
     x = builder.input("x", (40,), encoding="direct")
     builder.output("out", builder.add("lif", LIF(0.5), builder.add("fc", Linear(5), x)))
-    assert not snnir.compile(builder.build(seed=0), "numba", event_driven=True, cache_dir=cache).program.lists_spikes
+    assert not snnir.compile(builder.build(seed=0), "numba", event_driven=True, cache_dir=numba_cache).program.lists_spikes
 
 
-def test_streaming_after_a_listed_run_equals_the_run(cache):
+def test_streaming_after_a_listed_run_equals_the_run(numba_cache):
     graph = fc_graph(np.random.default_rng(11))
     data = spike_train(np.random.default_rng(12), (12, 2, 40), 0.3)
-    model = snnir.compile(graph, "numba", cache_dir=cache)
+    model = snnir.compile(graph, "numba", cache_dir=numba_cache)
     seen = watch(model)
     whole = model.run(data)["out"]
     assert seen == [True]
@@ -205,7 +198,7 @@ def test_streaming_after_a_listed_run_equals_the_run(cache):
     assert seen == [True]  # steps read their input in place
 
 
-def test_one_input_feeding_two_linears_of_different_widths_in_parallel(cache):
+def test_one_input_feeding_two_linears_of_different_widths_in_parallel(numba_cache):
     """Multi-word masks (130 inputs: three words per row) on the prange driver, read by a Linear of
     13 outputs and one of 64; a batch of 0 runs too."""
     rng = np.random.default_rng(13)
@@ -216,7 +209,7 @@ def test_one_input_feeding_two_linears_of_different_widths_in_parallel(cache):
         builder.output(f"out_{name}", builder.add(f"lif_{name}", LIF(0.75), fc), "membrane")
     graph = builder.build()
     data = spike_train(rng, (7, 8, 130), 0.3)
-    model = snnir.compile(graph, "numba", threads=2, cache_dir=cache)
+    model = snnir.compile(graph, "numba", threads=2, cache_dir=numba_cache)
     seen = watch(model)
     found = model.run(data)
     expected = snnir.compile(graph, "reference").run(data)
@@ -226,7 +219,7 @@ def test_one_input_feeding_two_linears_of_different_widths_in_parallel(cache):
     assert model.run(data[:, :0])["out_a"].shape == (7, 0, 13)
 
 
-def test_only_the_first_input_is_listed(cache):
+def test_only_the_first_input_is_listed(numba_cache):
     """With two sequence inputs, the first (a spike train) is listed and the second (graded) is read
     in place; a graph whose first input is direct lists nothing."""
     rng = np.random.default_rng(14)
@@ -244,7 +237,7 @@ def test_only_the_first_input_is_listed(cache):
             "a": spike_train(rng, (6, 3, 70) if first == "sequence" else (3, 70), 0.3),
             "b": rng.integers(0, 5, size=(6, 3, 20)).astype(np.float32) / 4,
         }
-        model = snnir.compile(graph, "numba", event_driven=True, cache_dir=cache)
+        model = snnir.compile(graph, "numba", event_driven=True, cache_dir=numba_cache)
         seen = watch(model)
         found = model.run(data)
         assert model.program.lists_spikes == (first == "sequence")

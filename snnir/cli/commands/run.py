@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(graph, args.output)
     x, y = load_split(args, graph)
     to_model = model_input(args, graph)
-    steps = len(to_model(x[:1])) if graph.nodes[graph.inputs[0]].encoding == "sequence" else graph.time.num_steps
+    series = graph.nodes[graph.inputs[0]].encoding == "sequence" and not args.encode
+    steps = x.shape[1] if series else graph.time.num_steps  # an .npz of series brings its own T
     start = time.perf_counter()
     model = compile_graph(graph, args.backend)
     compile_seconds = time.perf_counter() - start
