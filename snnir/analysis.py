@@ -85,11 +85,10 @@ def activity(model, inputs) -> dict[str, float]:
 def format_costs(costs: list[LayerCost]) -> str:
     """A table of the costs with totals."""
     rows = [("node", "kind", "MACs/step", "input nonzero", "SynOps/step")]
-    for c in costs:
-        rows.append((c.node, c.kind, f"{c.macs:,}", "dense" if c.source_rate is None else f"{c.source_rate:.3f}", f"{c.synops:,.0f}"))
-    total_macs = sum(c.macs for c in costs)
-    total_synops = sum(c.synops for c in costs)
-    rows.append(("total", "", f"{total_macs:,}", "", f"{total_synops:,.0f}"))
+    shown = [round(c.synops) for c in costs]  # the total is the sum of the rows as shown
+    for c, synops in zip(costs, shown):
+        rows.append((c.node, c.kind, f"{c.macs:,}", "dense" if c.source_rate is None else f"{c.source_rate:.3f}", f"{synops:,}"))
+    rows.append(("total", "", f"{sum(c.macs for c in costs):,}", "", f"{sum(shown):,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 

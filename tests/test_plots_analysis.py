@@ -43,6 +43,15 @@ def test_dense_macs_and_synops():
     assert "total" in format_costs(list(costs.values()))
 
 
+def test_the_cost_tables_total_is_the_sum_of_its_rows():
+    from snnir.analysis import LayerCost
+
+    costs = [LayerCost(name, "Linear", 10, 0.24, 2.4) for name in "abc"]
+    rows = {line.split()[0]: line.split() for line in format_costs(costs).splitlines()[1:]}
+    assert [rows[name][-1] for name in "abc"] == ["2", "2", "2"]
+    assert rows["total"][1:] == ["30", "6"]  # the rows as shown add up to 6; the unrounded sum 7.2 would print 7
+
+
 def test_synops_of_synapses_fed_by_spike_trains_and_pools_of_spikes():
     """A sequence input of spikes and a SumPool of spikes are sparse too (numba skips their zeros): their
     synapses cost MACs times the fraction of nonzero values, not MACs (a user walkthrough found the

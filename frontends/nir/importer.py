@@ -122,7 +122,7 @@ def from_nir(
     scheme = discretize.check_scheme(discretization or (record or {}).get("discretization", "euler"))
     ctx = Context(time.dt, scheme, _option(reset, RESET_MODES, "reset"), _option(reset_timing, RESET_TIMINGS, "reset_timing"))
     try:
-        converted = _convert(graph, ctx)
+        nodes, edges, helpers = _convert(graph, ctx)
     except (FormatError, GraphError, NodeParameterError, UnsupportedNodeError) as error:
         add_note(error, f"while importing {source}")
         raise
@@ -130,21 +130,27 @@ def from_nir(
         graph_name, metadata = record.get("name", "graph"), record.get("metadata", {})
     else:
         graph_name, metadata = stem or "nir_graph", {"nir_import": {"discretization": scheme}}
-    result = Graph(nodes=converted[0], edges=converted[1], time=time, name=name or graph_name, metadata=metadata)
+    result = Graph(nodes=nodes, edges=edges, time=time, name=name or graph_name, metadata=metadata)
     try:
         validate(result)
     except (GraphError, NodeParameterError) as error:
+        helper = getattr(error, "node", None)
+        if helper in helpers:  # a node the user never wrote: say which NIR node it stands for
+            add_note(error, f"{helper!r} is a helper node snnir adds for NIR node {helpers[helper]!r}: "
+                            f"check that node's parameters and the shape of what feeds it")
         add_note(error, f"while importing {source}")
         raise
     return _order(result, (record or {}).get("node_order"))
 
 
-def _convert(graph: nir.NIRGraph, ctx: Context) -> tuple[dict, list[Edge]]:
+def _convert(graph: nir.NIRGraph, ctx: Context) -> tuple[dict, list[Edge], dict[str, str]]:
+    """The snnir nodes and edges of ``graph``, and the NIR node each helper node (such as a neuron's
+    ``"<name>.gain"`` Scale) was made for."""
     flat = flatten(graph, _delay_converter(ctx.dt))
     wiring = dissolve(flat)
     inputs = [n for n, node in flat.nodes.items() if isinstance(node, nir.Input)]
     cycles = back_edges(flat.nodes, inputs, wiring)
-    nodes, entry, exit_, chain_edges = {}, {}, {}, []
+    nodes, entry, exit_, chain_edges, helpers = {}, {}, {}, [], {}
     for name, node in flat.nodes.items():
         chain = rule_for(name, node)(name, node, md.load(node.metadata, f"NIR node {name!r}"), ctx)
         for (first, _), (second, _) in zip(chain, chain[1:]):
@@ -153,6 +159,8 @@ def _convert(graph: nir.NIRGraph, ctx: Context) -> tuple[dict, list[Edge]]:
             if part in nodes or (part != name and part in flat.nodes):
                 raise FormatError(f"NIR node {name!r} needs a helper node {part!r}, but that name is taken; rename it")
             nodes[part] = snnir_node
+            if part != name:
+                helpers[part] = name
         entry[name], exit_[name] = chain[0][0], chain[-1][0]
     edges = []
     for index, (src, dst, delay) in enumerate(wiring):
@@ -161,7 +169,7 @@ def _convert(graph: nir.NIRGraph, ctx: Context) -> tuple[dict, list[Edge]]:
                 f"NIR Output {dst!r} is fed by {src!r} through a {delay}-step delay; snnir records outputs undelayed"
             )
         edges.append(Edge(exit_[src], entry[dst], 1 if index in cycles else delay))
-    return nodes, edges + chain_edges
+    return nodes, edges + chain_edges, helpers
 
 
 __all__ = ["from_nir", "read_nir"]

@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.traceback:
             raise
         message = str(error).splitlines()[0] if not isinstance(error, SnnirError) else str(error)
-        print(f"snnir {args.command}: error: {message}", file=sys.stderr)
+        notes = "".join(f"\n  ({note})" for note in getattr(error, "__notes__", ()))  # where it happened
+        print(f"snnir {args.command}: error: {message}{notes}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -102,7 +102,7 @@ class Node:
             if broadcast != tuple(shape):
                 raise ShapeError(
                     f"{self.kind}.{name} has shape {value.shape}, which does not broadcast to the "
-                    f"neuron shape {tuple(shape)}; give a scalar or an array of shape {tuple(shape)}"
+                    f"{self.kind}'s shape {tuple(shape)} (that of its input); give a scalar or an array of shape {tuple(shape)}"
                 )
 
     # -- lazy parameters ------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def test_cli_export(tmp_path, capsys):
 
 def test_a_near_miss_of_probes_all_says_how_to_write_it(tmp_path):
     graph, _ = CASES["seed_fc"].build()
-    for spelling in ("al", "ALL", "every"):
+    for spelling in ("al", "ALL", "alll", " all", "every"):
         with pytest.raises(InputError, match=r"write probes=\"all\""):
             export_onnx(graph, tmp_path / "m.onnx", probes=spelling)
     assert not (tmp_path / "m.onnx").exists()

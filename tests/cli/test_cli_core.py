@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import snnir
@@ -44,6 +45,19 @@ def test_errors_are_one_line_with_exit_status_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(message)
+
+
+def test_errors_show_their_notes(tmp_path, capsys):
+    """Notes say where an error happened (the file being imported, the node being executed)."""
+    import nir
+
+    nodes = {"in": nir.Input(input_type=np.array([2])), "scale": nir.Scale(scale=np.ones(3)),
+             "out": nir.Output(output_type=np.array([3]))}
+    path = tmp_path / "bad.nir"
+    nir.write(path, nir.NIRGraph(nodes=nodes, edges=[("in", "scale"), ("scale", "out")], type_check=False))
+    assert main(["check", str(path), "--dt", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snnir check: error: node 'scale' (Scale)") and f"(while importing {path})" in err
 
 
 def test_usage_errors_and_help():

@@ -207,6 +207,16 @@ def test_a_delayed_output_is_refused():
 
 
 # -- errors ---------------------------------------------------------------------------------------------
+def test_a_helper_nodes_shape_error_names_the_nir_node_it_stands_for():
+    """A wrong-length LIF whose input gain is not 1 fails first at its "<name>.gain" Scale, which the
+    user never wrote: the error says which NIR node it belongs to."""
+    lif = nir.LIF(tau=_ones(4) * 1e-2, r=_ones(4) * 2, v_leak=np.zeros(4), v_threshold=_ones(4))
+    graph = _chain(nir.Affine(weight=np.ones((3, 3)), bias=np.zeros(3)), lif, shape=(3,))
+    with pytest.raises(snnir.errors.ShapeError, match=r"node 'n1.gain' \(Scale\): Scale.factor has shape \(4,\)") as error:
+        from_nir(graph, dt=1e-4)
+    assert "'n1.gain' is a helper node snnir adds for NIR node 'n1'" in error.value.__notes__[0]
+
+
 def test_unknown_node_types_are_named():
     cuba_li = nir.CubaLI(tau_syn=_ones(), tau_mem=_ones(), r=_ones(), v_leak=np.zeros(1))
     with pytest.raises(UnsupportedNodeError, match=r"NIR node 'n0' \(CubaLI\) has no snnir equivalent; supported NIR types: Affine"):
