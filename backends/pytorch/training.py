@@ -267,14 +267,16 @@ def _detach(state: Any) -> Any:
 
 def _to(x: Any, device: torch.device, batch: int) -> Any:
     """A batch's input(s) as tensors on ``device``, refused if any value is NaN or infinite: training
-    would go on with NaN weights behind finite-looking losses (a NaN membrane never spikes)."""
-    tensors = {name: torch.as_tensor(t).to(device) for name, t in x.items()} if isinstance(x, Mapping) else {"": torch.as_tensor(x).to(device)}
+    would go on with NaN weights behind finite-looking losses (a NaN membrane never spikes). The test
+    runs where the data are, before the copy: host data cost a GPU no synchronisation."""
+    tensors = {name: torch.as_tensor(t) for name, t in x.items()} if isinstance(x, Mapping) else {"": torch.as_tensor(x)}
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             index = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
             where = f"input {name!r} " if name else ""
             raise InputError(f"data: batch {batch}: {where}value {tensor[index].item()} at index {index} is not finite (NaN or inf)")
-    return tensors if isinstance(x, Mapping) else tensors[""]
+    moved = {name: tensor.to(device) for name, tensor in tensors.items()}
+    return moved if isinstance(x, Mapping) else moved[""]
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
