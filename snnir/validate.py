@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 
 from .errors import GraphError, NodeParameterError, ShapeError
-from .ir.graph import Graph
+from .ir.graph import Edge, Graph
 from .ir.io import Input, Output
 from .ir.node import Shape
 from .ir.summary import summary_excerpt
@@ -21,6 +21,16 @@ from .ir.summary import summary_excerpt
 def _where(graph: Graph, node: str, message: str, shapes: dict | None = None) -> str:
     excerpt = summary_excerpt(graph, node, shapes)
     return f"{message}\n{excerpt}" if excerpt else message
+
+
+def _located(error_type: type[GraphError], graph: Graph, node: str, message: str, shapes: dict | None = None,
+             edge: Edge | None = None) -> GraphError:
+    """An error about ``node`` (and ``edge``, if one is at fault), quoting the rows of the printed graph
+    around it; ``error.node``/``error.edge`` let readers of files point at where it was written."""
+    error = error_type(_where(graph, node, message, shapes))
+    error.node = node  # type: ignore[attr-defined]
+    error.edge = edge  # type: ignore[attr-defined]
+    return error
 
 
 def _unknown_node(graph: Graph, name: str) -> str:
@@ -42,12 +52,12 @@ def check_structure(graph: Graph) -> None:
         incoming = graph.incoming(name)
         if isinstance(node, Input):
             if incoming:
-                raise GraphError(_where(graph, name, f"input {name!r} has incoming edges ({incoming[0]}); inputs take none"))
+                raise _located(GraphError, graph, name, f"input {name!r} has incoming edges ({incoming[0]}); inputs take none")
             continue
         if isinstance(node, Output):
             _check_output(graph, name, node)
         elif not incoming:
-            raise GraphError(_where(graph, name, f"node {name!r} ({node.kind}) is dangling: it has no incoming edge"))
+            raise _located(GraphError, graph, name, f"node {name!r} ({node.kind}) is dangling: it has no incoming edge")
     _check_reaches_output(graph)
     graph.topological_order()  # raises on a cycle without delay
 
@@ -55,23 +65,22 @@ def check_structure(graph: Graph) -> None:
 def _check_output(graph: Graph, name: str, node: Output) -> None:
     incoming = graph.incoming(name)
     if graph.outgoing(name):
-        raise GraphError(_where(graph, name, f"output {name!r} has outgoing edges ({graph.outgoing(name)[0]}); outputs take none"))
+        raise _located(GraphError, graph, name, f"output {name!r} has outgoing edges ({graph.outgoing(name)[0]}); outputs take none")
     if len(incoming) != 1:
-        raise GraphError(_where(graph, name, f"output {name!r} must record exactly one node, found {len(incoming)} incoming edges"))
+        raise _located(GraphError, graph, name, f"output {name!r} must record exactly one node, found {len(incoming)} incoming edges")
     edge = incoming[0]
     if edge.delay:
-        raise GraphError(_where(graph, name, f"output {name!r}: the edge from {edge.src!r} may not be delayed (delay {edge.delay})"))
+        raise _located(GraphError, graph, name, f"output {name!r}: the edge from {edge.src!r} may not be delayed (delay {edge.delay})")
     source = graph.nodes[edge.src]
     if isinstance(source, Output):
-        raise GraphError(_where(graph, name, f"output {name!r} records another output {edge.src!r}"))
+        raise _located(GraphError, graph, name, f"output {name!r} records another output {edge.src!r}")
     if node.record not in source.recordable():
-        raise GraphError(
-            _where(
-                graph,
-                name,
-                f"output {name!r} cannot record {node.record!r} of node {edge.src!r} ({source.kind}); "
-                f"it can record: {', '.join(source.recordable())}",
-            )
+        raise _located(
+            GraphError,
+            graph,
+            name,
+            f"output {name!r} cannot record {node.record!r} of node {edge.src!r} ({source.kind}); "
+            f"it can record: {', '.join(source.recordable())}",
         )
 
 
@@ -85,9 +94,7 @@ def _check_reaches_output(graph: Graph) -> None:
                 frontier.append(edge.src)
     for name, node in graph.nodes.items():
         if name not in reaching:
-            raise GraphError(
-                _where(graph, name, f"node {name!r} ({node.kind}) is dangling: its value reaches no Output; connect or remove it")
-            )
+            raise _located(GraphError, graph, name, f"node {name!r} ({node.kind}) is dangling: its value reaches no Output; connect or remove it")
 
 
 def infer_shapes(graph: Graph) -> dict[str, Shape]:
@@ -110,14 +117,13 @@ def infer_shapes(graph: Graph) -> dict[str, Shape]:
             progress = True
     unresolved = [name for name in order if name not in shapes]
     if unresolved:
-        raise GraphError(
-            _where(
-                graph,
-                unresolved[0],
-                f"cannot infer the shape of {unresolved[0]!r}: all its inputs are delayed edges from nodes that "
-                "depend on it; feed the loop from an Input",
-                shapes,
-            )
+        raise _located(
+            GraphError,
+            graph,
+            unresolved[0],
+            f"cannot infer the shape of {unresolved[0]!r}: all its inputs are delayed edges from nodes that "
+            "depend on it; feed the loop from an Input",
+            shapes,
         )
     _check_edges(graph, shapes)
     return shapes
@@ -128,9 +134,7 @@ def _node_output(graph: Graph, name: str, input_shape: Shape | None, shapes: dic
     try:
         return tuple(node.infer_output(input_shape))
     except (ShapeError, NodeParameterError) as error:
-        located = type(error)(_where(graph, name, f"node {name!r} ({node.kind}): {error}", shapes))
-        located.node = name  # type: ignore[attr-defined]  # for readers that know where the node was written
-        raise located from None
+        raise _located(type(error), graph, name, f"node {name!r} ({node.kind}): {error}", shapes) from None
 
 
 def _check_edges(graph: Graph, shapes: dict[str, Shape]) -> None:
@@ -142,14 +146,14 @@ def _check_edges(graph: Graph, shapes: dict[str, Shape]) -> None:
         for edge in incoming[1:]:
             found = shapes[edge.src]
             if found != expected:
-                raise ShapeError(
-                    _where(
-                        graph,
-                        name,
-                        f"edge {edge}: {edge.src} outputs {found}, but {name} sums inputs of shape {expected} "
-                        f"(from {incoming[0].src})",
-                        shapes,
-                    )
+                raise _located(
+                    ShapeError,
+                    graph,
+                    name,
+                    f"edge {edge}: {edge.src} outputs {found}, but {name} sums inputs of shape {expected} "
+                    f"(from {incoming[0].src})",
+                    shapes,
+                    edge,
                 )
 
 
@@ -169,14 +173,13 @@ def validate(graph: Graph, *, require_materialized: bool = False) -> dict[str, S
         for name, node in graph.nodes.items():
             lazy = node.lazy_fields()
             if lazy:
-                raise GraphError(
-                    _where(
-                        graph,
-                        name,
-                        f"node {name!r} ({node.kind}) still has lazy parameters {lazy}; "
-                        "materialise them first: snnir.materialize(graph, seed=0)",
-                        shapes,
-                    )
+                raise _located(
+                    GraphError,
+                    graph,
+                    name,
+                    f"node {name!r} ({node.kind}) still has lazy parameters {lazy}; "
+                    "materialise them first: snnir.materialize(graph, seed=0)",
+                    shapes,
                 )
     return shapes
 

@@ -18,12 +18,13 @@ Two shapes of document are accepted (``snnir.load`` reads either):
 
 Lazy parameters are drawn with ``seed`` (default 0) when the file is loaded. Errors carry
 ``file:line:column``; unknown keys and kinds come with a did-you-mean suggestion. Parsing uses
-PyYAML's safe loader only.
+PyYAML's safe loader only, with YAML 1.2's numbers (``1e-4`` is a float).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,27 @@ MAX_YAML_NODES = 2_000_000
 MAX_YAML_BYTES = 256 * 2**20
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``1e-4`` and ``5E3`` are floats (YAML
+    1.1 wants a dot in the mantissa and would read them as strings, though every doc writes dt so)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 class _Document:
     """A parsed YAML document plus the line and column of every key and item in it."""
 
     def __init__(self, text: str, label: str):
         self.label = label
         self.marks: dict[tuple, tuple[int, int]] = {}
-        self._constructor = yaml.SafeLoader("")
+        self._constructor = _Loader("")
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
@@ -215,7 +228,7 @@ def loads_yaml(text: str, label: str = "<yaml>") -> Graph:
     seed = doc.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise FormatError(f"{locate(('seed',))}: seed must be a non-negative integer, found {seed!r}")
-    positions: dict[str, tuple] = {}  # node name -> where it is written, for errors found later
+    positions: dict = {}  # node name (and edge, in the general form) -> where it is written, for errors found later
     if "layers" in doc:
         graph = _stack_graph(doc, locate, positions)
     else:
@@ -225,6 +238,7 @@ def loads_yaml(text: str, label: str = "<yaml>") -> Graph:
         general = {k: v for k, v in doc.items() if k != "seed"}
         graph = graph_from_dict(general, _decode_inline_array, locate, version_required=False)
         positions.update({name: ("nodes", name) for name in graph.nodes})
+        positions.update({edge: ("edges", index) for index, edge in enumerate(graph.edges)})
         for index, edge in enumerate(graph.edges):
             for end in (edge.src, edge.dst):
                 if end not in graph.nodes:
@@ -235,9 +249,15 @@ def loads_yaml(text: str, label: str = "<yaml>") -> Graph:
         validate(graph)
         return materialize(graph, seed)
     except SnnirError as error:
-        node = getattr(error, "node", None)
-        place = locate(positions[node]) if node in positions else label
-        raise type(error)(f"{place}: {error}") from None
+        raise type(error)(f"{_place(error, positions, locate, label)}: {error}") from None
+
+
+def _place(error: SnnirError, positions: dict, locate: Locator, label: str) -> str:
+    """Where the edge (general form) or else the node at fault is written: ``file:line:column``."""
+    for key in (getattr(error, "edge", None), getattr(error, "node", None)):
+        if key is not None and key in positions:
+            return locate(positions[key])
+    return label
 
 
 def load_yaml(path: str | os.PathLike) -> Graph:

@@ -107,8 +107,8 @@ class Tensor(FieldSpec):
             return None
         if isinstance(value, Initializer):
             return value.to_dict()
-        if value.ndim == 0:
-            return float(value)  # float32 -> float64 is exact, and so is the way back
+        if value.ndim == 0:  # the shortest decimal that reads back as the same float32 (0.9, not 0.8999999761581421)
+            return float(value.astype(str))
         return encode_array(value)
 
     def decode(self, raw: Any, decode_array: ArrayDecoder, where: str) -> Any:
@@ -117,6 +117,8 @@ class Tensor(FieldSpec):
         if isinstance(raw, dict) and "init" in raw:
             return Initializer.from_dict(raw, where)
         if isinstance(raw, bool):
+            if self.boolean:  # bias: true / false, as in Python
+                return raw
             raise NodeParameterError(f"{where}: expected a number or an array, found {raw!r}")
         if isinstance(raw, numbers.Real):
             return raw
@@ -141,14 +143,28 @@ class Tensor(FieldSpec):
         return not any(arrays) and a == b  # None or initialisers
 
 
+def _check_numbers(items: list | tuple, index: tuple, where: str) -> None:
+    """Refuse anything but real numbers in nested lists: numpy would read ``[1, "x"]`` as text and
+    ``[1, true]`` as ``[1, 1]``."""
+    for position, item in enumerate(items):
+        if isinstance(item, (list, tuple)):
+            _check_numbers(item, index + (position,), where)
+        elif isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise NodeParameterError(f"{where}: value {item!r} at index {index + (position,)} is not a number")
+
+
 def to_float32_array(value: Any, where: str) -> np.ndarray:
     """Convert numbers, nested lists or arrays to a read-only float32 array, rejecting non-finite values."""
     if isinstance(value, bool) or isinstance(value, (str, bytes)):
         raise NodeParameterError(f"{where}: expected a number or an array, found {value!r}")
     try:
         raw = np.asarray(value)
-    except (TypeError, ValueError) as error:  # ragged nested lists
+    except ValueError:  # ragged nested lists
+        raise NodeParameterError(f"{where}: cannot read as an array: its nested lists differ in length") from None
+    except TypeError as error:
         raise NodeParameterError(f"{where}: cannot read as an array ({error})") from None
+    if isinstance(value, (list, tuple)):
+        _check_numbers(value, (), where)
     if raw.dtype.kind not in "biuf":
         raise NodeParameterError(f"{where}: expected real numbers, found dtype {raw.dtype}")
     if raw.dtype.kind == "f" and raw.size:

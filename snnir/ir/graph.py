@@ -194,10 +194,13 @@ class Graph:
         except nx.NetworkXUnfeasible:
             cycle = [u for u, _v, *_ in nx.find_cycle(instant)]
             path = " -> ".join(cycle + cycle[:1])
-            raise GraphError(
+            error = GraphError(
                 f"cycle without delay: {path}; recurrence needs at least one edge with delay >= 1 "
                 "(e.g. Edge(src, dst, delay=1))"
-            ) from None
+            )
+            error.node = cycle[-1]  # type: ignore[attr-defined]  # the edge that closes the cycle, for file readers
+            error.edge = Edge(cycle[-1], cycle[0])  # type: ignore[attr-defined]
+            raise error from None
 
     def topological_order(self) -> tuple[str, ...]:
         """Execution order within one step: the graph without delayed edges, sorted (ties by node order)."""

@@ -118,8 +118,53 @@ def test_graph_level_errors_carry_the_file_name(tmp_path):
     with pytest.raises(ShapeError, match=r"bad.yaml:3:5: node 'conv1' \(Conv2d\): Conv2d expects an input"):  # the layer's place
         snnir.load(path)
     path.write_text("nodes:\n  x: {kind: Input, shape: [2]}\n  o: {kind: Output, record: membrane}\nedges: [[x, o]]\n")
-    with pytest.raises(GraphError, match="bad.yaml: output 'o' cannot record 'membrane'"):
+    with pytest.raises(GraphError, match="bad.yaml:3:3: output 'o' cannot record 'membrane'"):
         snnir.load(path)
+
+
+@pytest.mark.parametrize(
+    "edges, match",
+    [
+        ("[[x, fc], [fc, lif], [lif, fc], [lif, o]]", r"bad.yaml:7:29: cycle without delay: fc -> lif -> fc"),  # the closing edge
+        ("[[x, fc], [fc, lif], [lif, o], [lif, x, 1]]", r"bad.yaml:3:3: input 'x' has incoming edges"),
+        ("[[x, fc], [fc, lif], [lif, o], [x, lif]]", r"bad.yaml:7:39: edge x -> lif: x outputs \(3,\), but lif sums inputs of shape \(2,\)"),
+        ("[[x, fc], [lif, o]]", r"bad.yaml:5:3: node 'lif' \(LIF\) is dangling"),
+    ],
+)
+def test_wiring_errors_point_at_the_edge_or_node_in_the_file(tmp_path, edges, match):
+    """Errors found by validation (cycles, fan-in shapes, dangling nodes...) name the line of the edge
+    (general form) or else of the node at fault, like errors in a node's fields do."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "time: {num_steps: 3}\n"
+        "nodes:\n"
+        "  x: {kind: Input, shape: [3]}\n"
+        "  fc: {kind: Linear, out_features: 2}\n"
+        "  lif: {kind: LIF, beta: 0.5}\n"
+        "  o: {kind: Output}\n"
+        f"edges: {edges}\n"
+    )
+    with pytest.raises(GraphError, match=match):
+        snnir.load(path)
+
+
+def test_yaml_12_numbers_and_boolean_bias():
+    """``1e-4`` is a float (YAML 1.1 reads it as text, though docs write dt so); ``bias: false`` and
+    ``bias: true`` mean what they mean in Python; text or booleans inside arrays are named."""
+    graph = loads_yaml(
+        "time: {num_steps: 3, dt: 1e-4}\ninput: {shape: [2]}\nlayers:\n"
+        "  - {kind: Linear, out_features: 2, weight: [[1e-3, 2.5], [1, 2E1]], bias: false}\n"
+        "  - {kind: LIF, beta: 9e-1}\n"
+        "  - {kind: Linear, out_features: 2, bias: true}\n"
+    )
+    assert graph.time.dt == pytest.approx(1e-4) and graph.nodes["lif1"].beta == np.float32(0.9)
+    np.testing.assert_array_equal(graph.nodes["fc1"].weight, np.float32([[1e-3, 2.5], [1, 20]]))
+    assert graph.nodes["fc1"].bias is None and graph.nodes["fc2"].bias.shape == (2,)
+    for weight, found in (('[[1, "x"], [1, 2]]', r"value 'x' at index \(0, 1\) is not a number"),
+                          ("[[1, true], [1, 2]]", r"value True at index \(0, 1\) is not a number"),
+                          ("[[1, 2], [1]]", "cannot read as an array: its nested lists differ in length")):
+        with pytest.raises(FormatError, match=r"<yaml>:3:\d+: .*Linear.weight: " + found):
+            loads_yaml(f"input: {{shape: [2]}}\nlayers:\n  - {{kind: Linear, out_features: 2, weight: {weight}}}\n  - {{kind: LIF, beta: 0.5}}\n")
 
 
 @pytest.mark.parametrize(
