@@ -151,14 +151,17 @@ class Reshape(Stateless):
 
 
 class Scale(Stateless):
-    """Element-wise gain ``y = s ⊙ x`` (a fixed buffer)."""
+    """Element-wise gain ``y = s ⊙ x`` (a Parameter if the node's ``learn_factor`` is set, else a buffer)."""
 
     def __init__(self, node):
         super().__init__()
-        register(self, "factor", node.factor, False)
+        register(self, "factor", node.factor, node.learn_factor)
 
     def forward(self, x):
         return x * self.factor
+
+    def to_node(self, node):
+        return node.replace(factor=to_array(self.factor)) if node.learn_factor else node
 
 
 class Dropout(Stateless):

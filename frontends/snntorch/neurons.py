@@ -106,10 +106,13 @@ def _synaptic(module: Synaptic, shape: Shape, where: str) -> tuple[Node, None]:
 
 def _recurrent(module: RLeaky | RSynaptic, shape: Shape, where: str) -> Node:
     """The recurrent synapse of RLeaky/RSynaptic as a shape-preserving snnir node."""
+    if not module.all_to_all:  # V: trained unless learn_recurrent=False, as in snnTorch
+        return Scale(per_neuron(module.V, shape, f"{where}.V"), learn_factor=bool(module.learn_recurrent))
     if not module.learn_recurrent:
-        raise UnsupportedNodeError(f"{where}: learn_recurrent=False; snnir cannot freeze the recurrent weights")
-    if not module.all_to_all:
-        return Scale(per_neuron(module.V, shape, f"{where}.V"))
+        raise UnsupportedNodeError(
+            f"{where}: learn_recurrent=False with all_to_all=True; snnir's recurrent {type(module.recurrent).__name__} "
+            "is always trained"
+        )
     node = import_layer(module.recurrent, shape, f"{where}.recurrent")
     produced = node.infer_output(tuple(shape))
     if produced != tuple(shape):
@@ -186,7 +189,7 @@ def _set_graded(module: nn.Module, node: Node) -> nn.Module:
 
 def _recurrent_args(recurrent: Node) -> dict[str, Any]:
     if isinstance(recurrent, Scale):
-        return {"all_to_all": False, "V": to_tensor(recurrent.factor)}
+        return {"all_to_all": False, "V": to_tensor(recurrent.factor), "learn_recurrent": recurrent.learn_factor}
     if isinstance(recurrent, Linear):
         return {"linear_features": recurrent.out_features}
     return {"conv2d_channels": recurrent.out_channels, "kernel_size": recurrent.kernel_size}

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import NodeParameterError, ShapeError
-from .fields import Choice, Integer, Ints, Real, SurrogateField, Tensor, spec
+from .fields import Choice, Flag, Integer, Ints, Real, SurrogateField, Tensor, spec
 from .init import DEFAULT, Initializer
 from .node import Node, Shape
 from .surrogate import Surrogate
@@ -326,11 +326,17 @@ class Flatten(Node):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Scale(Node):
-    """Element-wise gain ``y = s ⊙ x``; ``factor`` is a scalar or broadcasts to the input shape."""
+    """Element-wise gain ``y = s ⊙ x``; ``factor`` is a scalar or broadcasts to the input shape.
+
+    ``learn_factor``: a training attribute, trained by the torch backend when set (snnTorch's one-to-one
+    recurrent weight ``V`` of ``RLeaky``/``RSynaptic`` is such a factor).
+    """
 
     factor: Any = spec(Tensor(per_neuron=True))
+    learn_factor: bool = spec(Flag(), False)
 
     short_name: ClassVar[str] = "scale"
+    training_fields: ClassVar[tuple[str, ...]] = ("learn_factor",)
 
     def infer_output(self, input_shape: Shape | None) -> Shape:
         self.check_per_neuron(input_shape or ())

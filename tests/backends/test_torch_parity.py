@@ -311,3 +311,49 @@ def test_if_is_leaky_with_unit_beta():
         spk, mem = leaky(fc(inputs[t]), mem)
         record.append(spk)
     assert torch.equal(model(inputs)["spikes"], torch.stack(record))
+
+
+def test_one_to_one_rleaky_trains_its_recurrent_factor_like_snntorch():
+    """RLeaky(all_to_all=False): snnTorch trains ``V`` (learn_recurrent=True by default); the imported
+    Scale carries ``learn_factor`` and the torch backend trains it with the same gradient."""
+    from snntorch import utils
+
+    from snnir.frontends.snntorch import from_snntorch
+
+    steps = 16
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(12, 10),
+        snn.RLeaky(beta=0.85, all_to_all=False, V=torch.rand(10, generator=torch.Generator().manual_seed(2)), init_hidden=True),
+        torch.nn.Linear(10, 4),
+        snn.Leaky(beta=0.9, init_hidden=True, output=True),
+    )
+    graph = from_snntorch(net, (12,), steps, encoding="sequence")
+    assert graph.nodes["lif1_rec"].learn_factor
+    model = snnir.compile(graph, "torch")
+    theirs = {"layers.fc1.weight": net[0].weight, "layers.fc1.bias": net[0].bias, "layers.lif1_rec.factor": net[1].V,
+              "layers.fc2.weight": net[2].weight, "layers.fc2.bias": net[2].bias}
+    assert set(dict(model.named_parameters())) == set(theirs)
+    inputs = (torch.rand(steps, 8, 12, generator=torch.Generator().manual_seed(9)) < 0.5).float()
+
+    def forward():
+        utils.reset(net)
+        return torch.stack([net(inputs[t])[0] for t in range(steps)])
+
+    spikes = _train_side_by_side(forward, theirs, model, inputs, torch.arange(8) % 4,
+                                 SF.mse_count_loss(0.8, 0.2), mse_count_loss(0.8, 0.2))
+    assert spikes.sum() > 0 and float(net[1].V.grad.abs().sum()) > 0
+    trained = model.to_graph().nodes["lif1_rec"].factor
+    np.testing.assert_array_equal(trained, _array(model.layer("lif1_rec").factor))
+
+
+def test_a_frozen_one_to_one_factor_stays_frozen_both_ways():
+    from snnir.frontends.snntorch import from_snntorch, to_snntorch
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), snn.RLeaky(beta=0.8, all_to_all=False, V=0.3, learn_recurrent=False,
+                                                                init_hidden=True, output=True))
+    graph = from_snntorch(net, (3,), 5)
+    assert not graph.nodes["lif1_rec"].learn_factor
+    assert "layers.lif1_rec.factor" not in dict(snnir.compile(graph, "torch").named_parameters())
+    back = to_snntorch(graph)[1]
+    assert not back.V.requires_grad and to_snntorch(graph.with_nodes({"lif1_rec": graph.nodes["lif1_rec"].replace(learn_factor=True)}))[1].V.requires_grad
