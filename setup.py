@@ -10,6 +10,9 @@ from pathlib import Path
 from setuptools import setup
 
 ROOTS = {"snnir": "snnir", "snnir.backends": "backends", "snnir.frontends": "frontends"}
+#: Folders installed as data packages (their files listed in pyproject's package-data): the example
+#: models, so that an installed snnir (``python -m snnir.demo``) finds the quickstart CNN.
+DATA = {"snnir.examples": "examples"}
 
 
 def discover_packages() -> list[str]:
@@ -21,8 +24,8 @@ def discover_packages() -> list[str]:
             if "__pycache__" in relative.parts or any(part.startswith(".") for part in relative.parts):
                 continue
             packages.append(".".join([package, *relative.parts]) if relative.parts else package)
-    return packages
+    return packages + list(DATA)
 
 
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import discover_packages
-    setup(packages=discover_packages(), package_dir=ROOTS)
+    setup(packages=discover_packages(), package_dir={**ROOTS, **DATA})

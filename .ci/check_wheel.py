@@ -33,4 +33,8 @@ for folder, package in (("backends", "snnir.backends"), ("frontends", "snnir.fro
             print(f"{name}: optional dependency {error.name} missing (fine without extras)")
         else:
             print(f"{name}: imported")
+import snnir.demo  # noqa: E402
+
+assert snnir.demo.DEFAULT_MODEL.is_file() and "site-packages" in str(snnir.demo.DEFAULT_MODEL), snnir.demo.DEFAULT_MODEL
+assert snnir.load(snnir.demo.DEFAULT_MODEL).name == "quickstart_cnn"  # the example models ship with the wheel
 print("wheel OK:", snnir.__file__)

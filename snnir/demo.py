@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,16 @@ import snnir
 from snnir.data import batches, load_dataset
 from snnir.formats.atomic import atomic_write
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "examples" / "quickstart_cnn.yaml"
+
+def _default_model() -> Path:
+    """The quickstart CNN: installed with snnir (``snnir.examples``), or in the checkout's examples/."""
+    try:
+        return Path(str(resources.files("snnir.examples") / "quickstart_cnn.yaml"))
+    except ModuleNotFoundError:  # run from a checkout that is not installed
+        return Path(__file__).resolve().parents[1] / "examples" / "quickstart_cnn.yaml"
+
+
+DEFAULT_MODEL = _default_model()
 
 
 def _predict(model, x: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from .errors import BackendNotFoundError, BackendUnavailableError
@@ -49,10 +50,14 @@ def _import(name: str, target: str, extra: str | None) -> Any:
         if isinstance(error, ModuleNotFoundError) and missing and module_name.startswith(missing):
             raise BackendNotFoundError(
                 f"backend {name!r} is registered but its module {module_name} is not part of this installation"
+                f"{_checkout_hint()}"
             ) from None
-        hint = f"pip install 'snnir[{extra}]'" if extra else f"install the package providing {missing}"
-        what = f"{missing}, which is not installed" if missing else f"a dependency that failed to import ({error})"
-        raise BackendUnavailableError(f"backend {name!r} needs {what}; {hint}") from None
+        if isinstance(error, ModuleNotFoundError) and missing:
+            hint = f"pip install 'snnir[{extra}]'" if extra else f"install the package providing {missing}"
+            raise BackendUnavailableError(f"backend {name!r} needs {missing}, which is not installed; {hint}") from None
+        # installed, but it does not import (a broken install, or versions that do not fit together)
+        hint = f"; 'snnir[{extra}]' installs versions that work together" if extra else ""
+        raise BackendUnavailableError(f"backend {name!r}: a dependency is installed but fails to import ({error}){hint}") from None
     backend = getattr(module, attribute, None)
     if backend is None:
         raise BackendNotFoundError(f"backend {name!r}: module {module_name} defines no {attribute}")
@@ -79,6 +84,16 @@ def get_backend(name: str) -> Any:
         backend = loaded() if isinstance(loaded, type) else loaded
     _cache[name] = backend
     return backend
+
+
+def _checkout_hint() -> str:
+    """Python run in a source checkout imports its ``snnir/`` folder, without the backends that an
+    install maps into it from ``backends/``: say so, rather than blame the installation."""
+    package = Path(__file__).resolve().parent
+    if (package / "backends").is_dir() or not (package.parent / "backends").is_dir():
+        return ""
+    return (f"; snnir was imported from the source checkout {package}, whose backends live in "
+            f"{package.parent / 'backends'}: install it editable (pip install -e .) or run from another directory")
 
 
 def backend_status() -> dict[str, str]:

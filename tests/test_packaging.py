@@ -12,14 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_source_package_is_installed_under_the_snnir_namespace():
     sys.path.insert(0, str(ROOT))
     try:
-        from setup import discover_packages
+        from setup import DATA, discover_packages
     finally:
         sys.path.remove(str(ROOT))
     import importlib.util
 
     packages = discover_packages()
     on_disk = {p.parent for p in (ROOT / "snnir").rglob("__init__.py") if "__pycache__" not in p.parts}
-    assert {ROOT / "snnir" / Path(*p.split(".")[1:]) for p in packages if not p.startswith(("snnir.backends", "snnir.frontends"))} == on_disk
+    mapped = ("snnir.backends", "snnir.frontends", *DATA)
+    assert {ROOT / "snnir" / Path(*p.split(".")[1:]) for p in packages if not p.startswith(mapped)} == on_disk
+    assert set(DATA) <= set(packages)
     for name in packages:
         spec = importlib.util.find_spec(name)
         assert spec is not None and spec.origin.startswith(str(ROOT)), name
@@ -41,7 +43,7 @@ def test_the_core_runs_without_torch_numba_or_onnx():
         class Block:
             def find_spec(self, name, path=None, target=None):
                 if name.split(".")[0] in {"torch", "numba", "onnx", "onnxruntime", "snntorch", "nir"}:
-                    raise ImportError(f"blocked {name}")
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)  # as when not installed
         sys.meta_path.insert(0, Block())
         import numpy as np, snnir
         graph = snnir.load("examples/quickstart_cnn.yaml")
@@ -59,6 +61,15 @@ def test_the_core_runs_without_torch_numba_or_onnx():
                 snnir.save(graph, path)
             except snnir.FormatError as error:
                 assert "pip install 'snnir[" in str(error), error
+        packages = {"snnir.backends.pytorch": "torch", "snnir.backends.numba_cpu": "numba", "snnir.backends.onnx_export": "onnx",
+                    "snnir.frontends.nir": "nir", "snnir.frontends.snntorch": "snntorch"}
+        for package, extra in packages.items():  # imported directly, as the docs do: the error names the extra
+            try:
+                __import__(package)
+            except ModuleNotFoundError as error:
+                assert str(error).startswith(f"{package} needs the '") and f"pip install 'snnir[{extra}]'" in str(error), error
+            else:
+                raise AssertionError(f"{package} imported without its dependency")
         for module in ("torch", "numba", "onnx", "onnxruntime", "nir"):
             assert module not in sys.modules, module
         print("ok")

@@ -32,6 +32,28 @@ def test_missing_dependency_names_the_extra(tmp_path, monkeypatch):
     assert isinstance(BackendUnavailableError("x"), ImportError)
 
 
+def test_a_dependency_that_is_installed_but_fails_to_import_is_not_called_missing(tmp_path, monkeypatch):
+    (tmp_path / "broken_dep.py").write_text("raise ImportError('Numba needs NumPy 2.3 or less')\n")
+    (tmp_path / "needs_broken.py").write_text("import broken_dep\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "fake", ("needs_broken:Backend", "fakeextra"))
+    with pytest.raises(BackendUnavailableError, match=r"installed but fails to import \(Numba needs NumPy 2.3 or less\)") as error:
+        registry.get_backend("fake")
+    assert "pip install" not in str(error.value)
+
+
+def test_a_source_checkout_without_its_backends_is_named(tmp_path, monkeypatch):
+    """``python`` run in a checkout imports its snnir/ folder, which lacks the backends an install maps in."""
+    checkout = tmp_path / "checkout"
+    (checkout / "snnir").mkdir(parents=True)
+    (checkout / "backends").mkdir()
+    monkeypatch.setattr(registry, "__file__", str(checkout / "snnir" / "registry.py"))
+    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "fake", ("snnir.no_such_backend_module:Backend", "fakeextra"))
+    with pytest.raises(BackendNotFoundError, match=r"snnir was imported from the source checkout .*checkout/snnir, whose backends "
+                                                   r"live in .*checkout/backends: install it editable \(pip install -e \.\)"):
+        registry.get_backend("fake")
+
+
 def test_entry_point_plugins_are_found(tmp_path, monkeypatch):
     (tmp_path / "my_backend.py").write_text(
         textwrap.dedent(

@@ -29,6 +29,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from snnir.optional import require
+
+require("numba", "numba", "snnir.backends.numba_cpu")
+
 import numba
 
 from snnir.errors import InputError

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import onnx  # noqa: F401 - a missing dependency surfaces here, so the registry can name the extra
-import onnxruntime  # noqa: F401
+from snnir.optional import require
+
+require("onnx", "onnx", "snnir.backends.onnx_export")  # a missing dependency surfaces here, naming the extra
+require("onnxruntime", "onnx", "snnir.backends.onnx_export")
 
 from snnir.ir.graph import Graph
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from snnir.optional import require
+
+require("torch", "torch", "snnir.backends.pytorch")
+
 import torch
 
 from snnir.ir.graph import Graph

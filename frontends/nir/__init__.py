@@ -15,12 +15,9 @@ docs/frontend-nir.md has every formula, the reset defaults and what cannot be ex
 
 from __future__ import annotations
 
-try:
-    import nir as _nir  # noqa: F401 - fail early, with the extra to install
-except ModuleNotFoundError as _error:
-    if _error.name != "nir":
-        raise
-    raise ModuleNotFoundError("snnir.frontends.nir needs the 'nir' package: pip install 'snnir[nir]'", name="nir") from None
+from snnir.optional import require
+
+require("nir", "nir", "snnir.frontends.nir")  # fail early, with the extra to install
 
 import os
 from pathlib import Path

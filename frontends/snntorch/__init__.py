@@ -10,6 +10,11 @@
 See docs/frontend-snntorch.md for what converts, how, and the calling conventions.
 """
 
+from snnir.optional import require
+
+require("torch", "snntorch", "snnir.frontends.snntorch")  # fail early, with the extra to install
+require("snntorch", "snntorch", "snnir.frontends.snntorch")
+
 from .codegen import SnnTorchLoop
 from .export import to_snntorch
 from .importer import check_conversion, from_snntorch
