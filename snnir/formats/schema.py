@@ -19,6 +19,7 @@ through a format-specific encoder (an .npy member of the archive, or an inline l
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from typing import Any, Callable, Mapping
@@ -151,6 +152,10 @@ def node_from_dict(raw: Any, decode_array: ArrayDecoder, locate: Locator, path: 
             values[field_name] = specs[field_name].decode(value, decode_array, where)
         except NodeParameterError as error:
             raise FormatError(f"{locate(path + (field_name,))}: {error}") from error
+    missing = [f.name for f in dataclasses.fields(kind) if f.init and f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise FormatError(f"{locate(path)}: node {name!r} ({kind_name}): missing required field {missing[0]!r}")
     try:
         return kind(**values)
     except NodeParameterError as error:
@@ -184,6 +189,11 @@ def _nodes_from_raw(raw: Any, decode_array: ArrayDecoder, locate: Locator) -> di
         path = ("nodes",) + sub_path
         if not isinstance(name, str) or not name:
             raise FormatError(f"{locate(path)}: node names must be non-empty strings, found {name!r}")
+        if isinstance(raw, dict) and isinstance(fields, dict) and fields.get("name", name) != name:
+            raise FormatError(
+                f"{locate(path + ('name',))}: node {name!r} also says name: {fields['name']!r}; in the mapping form the key "
+                "names the node (drop 'name', or make it the key)"
+            )
         if name in nodes:
             raise FormatError(f"{locate(path)}: duplicate node name {name!r}")
         nodes[name] = node_from_dict(fields, decode_array, locate, path, name)

@@ -225,3 +225,14 @@ def test_a_parameter_of_the_wrong_size_names_the_layer_line(tmp_path):
     general = "nodes:\n  x: {kind: Input, shape: [3]}\n  lif:\n    kind: LIF\n    beta: [0.5, 0.5]\n  out: {kind: Output}\nedges: [[x, lif], [lif, out]]\n"
     with pytest.raises(ShapeError, match=r"^<yaml>:3:3: node 'lif' \(LIF\): LIF.beta has shape \(2,\)"):
         loads_yaml(general)
+
+
+def test_a_mapping_form_name_that_differs_from_its_key_and_a_missing_required_field_are_refused():
+    with pytest.raises(FormatError, match=r"<yaml>:3:8: node 'fc' also says name: 'other'; in the mapping form the key names the node"):
+        loads_yaml("nodes:\n  x: {kind: Input, shape: [2]}\n  fc: {name: other, kind: Linear, out_features: 2}\n"
+                   "  o: {kind: Output}\nedges: [[x, fc], [fc, o]]\n")
+    same = loads_yaml("nodes:\n  x: {kind: Input, shape: [2]}\n  fc: {name: fc, kind: Linear, out_features: 2}\n"
+                      "  o: {kind: Output}\nedges: [[x, fc], [fc, o]]\n")
+    assert list(same.nodes) == ["x", "fc", "o"]
+    with pytest.raises(FormatError, match=r"<yaml>:3:5: node 'layers\[0\]' \(LIF\): missing required field 'beta'$"):
+        loads_yaml("input: {shape: [2]}\nlayers:\n  - {kind: LIF}\n")
