@@ -6,7 +6,7 @@ Each function below maps ``(z, grad)`` to ``grad · dS/dz`` with the operation o
 ==================== ==============================================
 atan(alpha)          alpha/2 / (1 + (π/2 · alpha · z)²) · grad
 fast_sigmoid(slope)  grad / (slope·|z| + 1)²
-sigmoid(slope)       grad · slope · e^(−slope·z) / (e^(−slope·z) + 1)²  (evaluated as σ(kz)·σ(−kz), see below)
+sigmoid(slope)       grad · slope · e^(−slope·z) / (e^(−slope·z) + 1)²  (±0 where the denominator overflows, see below)
 triangular(t)        grad · t, negated where z ≥ 0
 straight_through     grad
 spike_rate_escape    grad · slope · e^(−beta·|z − 1|)
@@ -14,7 +14,8 @@ heaviside            grad · H(z)
 ==================== ==============================================
 
 One deliberate difference: snnTorch's ``sigmoid`` backward returns NaN for ``slope·z < −88`` (exp
-overflow); here it is computed as ``slope·σ(slope·z)·σ(−slope·z)``, equal where snnTorch is finite.
+overflow); here it is ±0 wherever ``(e^(−slope·z) + 1)²`` overflows, as snnTorch's finite neighbours, and
+bit-identical elsewhere.
 
 The neuron scans call :func:`surrogate_backward` directly; :class:`Spike` wraps the step in an
 autograd function for the step-by-step paths (recurrent groups, streaming) and the Threshold node.
@@ -49,13 +50,15 @@ def _fast_sigmoid(slope: float) -> SurrogateBackward:
 
 
 def _sigmoid(slope: float) -> SurrogateBackward:
-    # snnTorch evaluates slope·e^(−slope·z) / (e^(−slope·z) + 1)², which overflows to inf/inf = NaN once
-    # slope·z < −88 (z < −3.5 at the default slope). σ(slope·z)·σ(−slope·z) is the same function, finite
-    # everywhere and without the cancellation of σ·(1 − σ).
+    # snnTorch's formula and operation order, bit for bit where it is finite. Once (e^(−slope·z) + 1)²
+    # overflows (slope·z < −44 in float32) snnTorch's quotient is ±0, or inf/inf = NaN where the numerator
+    # overflows too (slope·z < −88 for |grad| ≈ 1: z < −3.5 at the default slope). Here it is ±0 wherever
+    # the denominator overflows, as snnTorch's finite neighbours (NaN only if grad is).
     def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        rising = torch.sigmoid(z.mul_(slope))
-        falling = z.neg_().sigmoid_()
-        return grad * slope * (rising * falling)
+        decay = z.mul_(-slope).exp_()  # e^(−slope·z), as snnTorch orders it: (−slope)·z
+        denominator = (decay + 1) ** 2
+        result = grad * slope * decay / denominator
+        return torch.where(denominator.isinf(), grad * 0, result)
 
     return backward
 
