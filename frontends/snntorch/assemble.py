@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from snnir.builder import GraphBuilder
-from snnir.errors import GraphError, UnsupportedNodeError
+from snnir.errors import GraphError, SemanticsWarning, UnsupportedNodeError
 from snnir.ir.graph import Graph
 from snnir.ir.neurons import LIF
 
@@ -54,6 +55,7 @@ class Assembler:
         self.names: dict[tuple, str] = {}
         self.modules: dict[str, str] = {}
         self.synapses: dict[tuple, str] = {}  # recurrent synapse of a neuron key
+        self._converting: set[tuple] = set()  # keys being converted (their operands may be converted first)
         self.input_name = "x"
         probe = program.trace.probe
         self.batch = probe.shape[0] if encoding == "direct" else probe.shape[1]
@@ -74,15 +76,35 @@ class Assembler:
 
     def op(self, key: tuple) -> Op:
         if key not in self.ops:
-            self.ops[key] = self._convert(key)
+            self._converting.add(key)
+            try:
+                self.ops[key] = self._convert(key)
+            finally:
+                self._converting.discard(key)
         return self.ops[key]
+
+    def _convert_operands(self, call: Call, key: tuple) -> None:
+        """Convert the calls producing ``call``'s tensor operands, so that their errors come first: in
+        ``x.unsqueeze(1).squeeze(1)`` the unsqueeze is what has no snnir equivalent."""
+        operands = [a for arg in call.args for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        for ref in operands:
+            if isinstance(ref, Ref) and ref.source == "call":
+                source = self.locate(ref, key).key[:2]
+                if source[0] in ("body", "pre") and source not in self._converting:  # a state: its own key
+                    self.op(source)
 
     def _convert(self, key: tuple) -> Op:
         call, _ = self.call_of(key)
         if not call.is_module:
-            op = function_op(call)
+            try:
+                op = function_op(call)
+            except UnsupportedNodeError:
+                self._convert_operands(call, key)  # an unsupported operation upstream is the one to name
+                raise
             if op.kind == "sequence" and key[0] == "pre":
                 raise GraphError(f"{call.describe()}: the input is indexed outside the loop; index it by the step, x[step]")
+            if call.target is torch.Tensor.detach:
+                self._warn_detach(call)
             return op
         module = call.target
         first = call.args[0] if call.args else None
@@ -117,6 +139,21 @@ class Assembler:
                 )
             node, source = node.replace(bias=drive.bias), drive.inputs[0]
         return Op("neuron", [source], node, recurrent, outputs)
+
+    def _warn_detach(self, call: Call) -> None:
+        """``.detach()`` converts to the identity: the same values, but snnTorch's gradient stops there and the
+        graph's does not. Warned once per converted site (each call key converts once)."""
+        source = call.args[0] if call.args else None
+        what = ""
+        if isinstance(source, Ref) and source.source == "call":
+            what = f", on {self.program.calls[source.call].describe()}"
+        warnings.warn(
+            f"{call.describe()}{what}: .detach() stops the gradient in snnTorch, but snnir's graph has no such operation "
+            "and carries gradients through it; inference is unchanged, training (e.g. with the torch backend) computes "
+            "different gradients from snnTorch here",
+            SemanticsWarning,
+            stacklevel=2,
+        )
 
     def _check_state(self, call: Call, key: tuple, state: str, operand: Any, outputs: tuple[str, ...]) -> None:
         if operand is None:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from snnir.errors import InputError
 from snnir.ir.graph import Graph
 from snnir.ir.io import Input, Output
 from snnir.ir.neurons import LI, CubaLIF
@@ -42,7 +43,8 @@ _INDENT = "    "
 class SnnTorchLoop(nn.Module):
     """An snnTorch model whose ``forward(*inputs)`` runs the whole time loop (made by ``to_snntorch``).
 
-    Inputs follow the graph: ``[B, ...]`` for a ``direct`` input, ``[T, B, ...]`` for a ``sequence``.
+    Inputs follow the graph: ``[B, ...]`` for a ``direct`` input, ``[T, B, ...]`` for a ``sequence``. The loop
+    runs ``num_steps`` steps, or ``T`` when the graph has sequence inputs (as the snnir backends do).
     ``forward`` returns what the original snnTorch module returned when the graph came from
     ``from_snntorch``, else a tuple of every recorded output ``[T, B, ...]``, in ``output_names`` order.
     """
@@ -68,6 +70,15 @@ class SnnTorchLoop(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         return self._forward(self, *inputs)
+
+    def sequence_steps(self, sequences: dict[str, torch.Tensor]) -> int:
+        """The number of steps of a forward with sequence inputs ``{graph input: [T, B, ...]}``: their common ``T``."""
+        lengths = {name: int(tensor.shape[0]) for name, tensor in sequences.items()}
+        if len(set(lengths.values())) > 1:
+            raise InputError(f"sequence inputs disagree on the number of steps: {lengths}")
+        if not all(lengths.values()):
+            raise InputError(f"sequence inputs hold zero steps: {lengths}")
+        return next(iter(lengths.values()))
 
 
 #: names a node may not take: they are module attributes (layers become attributes of the module) or locals
@@ -101,6 +112,12 @@ class _Writer:
         self.layers: dict[str, nn.Module] = {}
         self.buffers: dict[str, torch.Tensor] = {}
         self.setup = [f"batch = {self.ref}.shape[{0 if graph.nodes[first].encoding == 'direct' else 1}]"]
+        self.steps = "self.num_steps"
+        sequences = {n: self.params[n] for n in graph.inputs if graph.nodes[n].encoding == "sequence"}
+        if sequences:  # the length of the sequences, as in snnir's runs, not the steps the graph was made with
+            self.steps = self.names.fresh("steps")
+            given = ", ".join(f"{name!r}: {param}" for name, param in sequences.items())
+            self.setup.insert(0, f"{self.steps} = self.sequence_steps({{{given}}})")
         self.body = [f"{self.var[n]} = {self.params[n]}[step]" for n in graph.inputs if self.params[n] != self.var[n]]
 
     def zeros(self, node: str) -> str:
@@ -163,7 +180,7 @@ class _Writer:
         returned, names = self._returned(records)
         lines = [f"def forward(self, {', '.join(self.params.values())}):"]
         lines += [_INDENT + line for line in self.setup]
-        lines.append(f"{_INDENT}for step in range(self.num_steps):")
+        lines.append(f"{_INDENT}for step in range({self.steps}):")
         lines += [2 * _INDENT + line for line in self.body]
         lines.append(f"{_INDENT}return {returned}")
         return "\n".join(lines) + "\n", names

@@ -139,13 +139,27 @@ def sequential_mismatch(graph: Graph, plan_: Plan) -> str | None:
     return None
 
 
+def _child_names(graph: Graph, chain: list[str], reserved: set[str]) -> list[str]:
+    """The children's names: the original module's (``'0'``, ``'1'``... from ``metadata["snntorch"]["modules"]``)
+    when each layer has a plain, unique one, so that the original state dict loads; else the node names."""
+    origin = graph.metadata.get("snntorch")
+    paths = origin.get("modules") if isinstance(origin, dict) else None
+    if isinstance(paths, dict):
+        found = [paths.get(name) for name in chain]
+        plain = all(isinstance(p, str) and p and "." not in p and p not in reserved for p in found)
+        if plain and len(set(found)) == len(found):
+            return found
+    names = Names(reserved)
+    return [names.fresh(name) for name in chain]
+
+
 def build_sequential(graph: Graph, plan_: Plan, chain: list[str]) -> nn.Sequential:
-    names = Names(set(dir(nn.Sequential())) | {"snnir_spec"})  # children become attributes: avoid clashes (training...)
+    reserved = set(dir(nn.Sequential())) | {"snnir_spec"}  # children become attributes: avoid clashes (training...)
     layers = OrderedDict()
-    for name in chain:
+    for name, child in zip(chain, _child_names(graph, chain, reserved)):
         is_last = name == chain[-1]
         flags = {"init_hidden": True, "output": is_last} if graph.nodes[name].stateful else {}
-        layers[names.fresh(name)] = export_layer(graph, plan_, name, **flags)
+        layers[child] = export_layer(graph, plan_, name, **flags)
     module = nn.Sequential(layers)
     last = graph.nodes[chain[-1]]
     returned = RETURNED.get(last.kind, ("value",))

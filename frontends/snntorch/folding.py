@@ -65,13 +65,11 @@ class Program:
         first, last = body[0].index, body[-1].index
         # Calls that fit no step are harmless until a recorded value depends on them (see locate).
         self.misplaced: dict[int, str] = {}
+        in_loop = {site_key(call) for call in self.calls if first < call.index < last}
         for call in self.calls:
             count = counts[site_key(call)]
             if count not in (1, num_steps):
-                self.misplaced[call.index] = (
-                    f"{call.describe()} ran {count} times during one forward, but every operation must run once per "
-                    f"step (num_steps={num_steps}) or once outside the loop{hint}"
-                )
+                self.misplaced[call.index] = _miscounted(call, count, num_steps, inside=site_key(call) in in_loop)
             elif count == 1 and first < call.index < last:
                 self.misplaced[call.index] = (
                     f"{call.describe()} runs only once, inside the loop (e.g. under `if step == 0`); snnir steps are all alike"
@@ -138,6 +136,20 @@ class Program:
             pairs = expected[1] if expected[0] == "map" else ()
             return [k for k, _ in pairs] == list(raw) and all(self._matches(e, raw[k], block) for k, e in pairs)
         return self.describe(raw, block) == expected
+
+
+def _miscounted(call: Call, count: int, num_steps: int, inside: bool) -> str:
+    """Why a call that ran neither once nor once per step fits no step (``inside``: some run lies in the loop)."""
+    if inside and count < num_steps:
+        return (
+            f"{call.describe()} ran in only {count} of the loop's {num_steps} steps; every step must run the same "
+            "operations (no branching on the step inside the loop)"
+        )
+    where = "during the loop's" if inside else "outside the loop's"
+    return (
+        f"{call.describe()} ran {count} times {where} {num_steps} steps; every operation must run once per step or "
+        "once outside the loop"
+    )
 
 
 class _StepIndex:

@@ -77,46 +77,81 @@ def _import_linear(module: nn.Linear, shape: Shape, where: str) -> Node:
     return Linear(weight=to_numpy(module.weight, f"{where}.weight"), bias=_bias(module, where))
 
 
+def _conv_padding(module: nn.Conv1d | nn.Conv2d, where: str) -> tuple[int, ...]:
+    """The symmetric padding per axis; ``"same"`` is resolved here so that a refusal names the module."""
+    if not isinstance(module.padding, str):
+        return tuple(module.padding)
+    if module.padding == "valid":
+        return (0,) * len(module.kernel_size)
+    total = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
+    if any(t % 2 for t in total):  # torch puts the odd zero at the end; snnir pads both sides alike
+        raise UnsupportedNodeError(
+            f"{where}: padding='same' with kernel_size={tuple(module.kernel_size)} and dilation={tuple(module.dilation)} "
+            "needs one more zero after the input than before it, but snnir convolutions pad symmetrically; use an odd "
+            "kernel_size (or an even dilation) for 'same', or an integer padding (which changes the output size)"
+        )
+    return tuple(t // 2 for t in total)
+
+
 @LAYERS.register(nn.Conv1d, nn.Conv2d)
 def _import_conv(module: nn.Conv1d | nn.Conv2d, shape: Shape, where: str) -> Node:
-    if module.padding_mode != "zeros":
+    padding = _conv_padding(module, where)
+    if module.padding_mode != "zeros" and any(padding):  # without padding the mode changes nothing
         raise UnsupportedNodeError(f"{where}: padding_mode={module.padding_mode!r}; snnir convolutions pad with zeros only")
     kind = Conv1d if isinstance(module, nn.Conv1d) else Conv2d
     return kind(
         weight=to_numpy(module.weight, f"{where}.weight"),
         bias=_bias(module, where),
         stride=tuple(module.stride),
-        padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
+        padding=padding,
         dilation=tuple(module.dilation),
         groups=module.groups,
     )
 
 
-def _pool_options(module: nn.Module, where: str) -> dict[str, Any]:
-    if module.ceil_mode:
+def _pool_options(where: str, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool) -> dict[str, Any]:
+    if ceil_mode:
         raise UnsupportedNodeError(f"{where}: ceil_mode=True; snnir pools round the output size down")
-    return {"kernel_size": module.kernel_size, "stride": module.stride or module.kernel_size, "padding": module.padding}
+    return {"kernel_size": kernel_size, "stride": stride or kernel_size, "padding": padding}  # stride None or []
+
+
+def max_pool_node(
+    where: str, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Node:
+    """snnir's MaxPool2d for ``nn.MaxPool2d`` or ``F.max_pool2d`` with these arguments; other semantics are refused."""
+    if return_indices:
+        raise UnsupportedNodeError(f"{where}: return_indices=True has no snnir equivalent")
+    if set(_pair(dilation)) != {1}:
+        raise UnsupportedNodeError(f"{where}: dilation={dilation}; snnir max pooling is not dilated")
+    return MaxPool2d(**_pool_options(where, kernel_size, stride, padding, ceil_mode))
+
+
+def avg_pool_node(
+    where: str, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+    count_include_pad: bool = True, divisor_override: Any = None,
+) -> Node:
+    """snnir's AvgPool2d (or SumPool2d for ``divisor_override=1``) for ``nn.AvgPool2d`` or ``F.avg_pool2d``."""
+    options = _pool_options(where, kernel_size, stride, padding, ceil_mode)
+    if divisor_override == 1:
+        return SumPool2d(**options)  # the window sum, as to_snntorch writes snnir's SumPool2d
+    if divisor_override is not None:
+        raise UnsupportedNodeError(f"{where}: divisor_override={divisor_override}; snnir knows the mean (None) and the sum (1)")
+    if not count_include_pad and set(_pair(padding)) != {0}:
+        raise UnsupportedNodeError(f"{where}: count_include_pad=False with padding; snnir's AvgPool2d counts padded zeros")
+    return AvgPool2d(**options)
 
 
 @LAYERS.register(nn.MaxPool2d)
 def _import_maxpool(module: nn.MaxPool2d, shape: Shape, where: str) -> Node:
-    if module.return_indices:
-        raise UnsupportedNodeError(f"{where}: return_indices=True has no snnir equivalent")
-    if set(_pair(module.dilation)) != {1}:
-        raise UnsupportedNodeError(f"{where}: dilation={module.dilation}; snnir max pooling is not dilated")
-    return MaxPool2d(**_pool_options(module, where))
+    m = module
+    return max_pool_node(where, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
 
 
 @LAYERS.register(nn.AvgPool2d)
 def _import_avgpool(module: nn.AvgPool2d, shape: Shape, where: str) -> Node:
-    options = _pool_options(module, where)
-    if module.divisor_override == 1:
-        return SumPool2d(**options)  # the window sum, as to_snntorch writes snnir's SumPool2d
-    if module.divisor_override is not None:
-        raise UnsupportedNodeError(f"{where}: divisor_override={module.divisor_override}; snnir knows the mean (None) and the sum (1)")
-    if not module.count_include_pad and set(_pair(module.padding)) != {0}:
-        raise UnsupportedNodeError(f"{where}: count_include_pad=False with padding; snnir's AvgPool2d counts padded zeros")
-    return AvgPool2d(**options)
+    m = module
+    return avg_pool_node(where, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override)
 
 
 @LAYERS.register(nn.Flatten)
@@ -220,4 +255,4 @@ def _export_threshold(node: Threshold) -> nn.Module:
     return modules.Threshold(node.threshold, make_spike_grad(node.surrogate))
 
 
-__all__ = ["LAYERS", "EXPORTS", "ModuleTable", "import_layer", "flatten_node"]
+__all__ = ["LAYERS", "EXPORTS", "ModuleTable", "import_layer", "flatten_node", "max_pool_node", "avg_pool_node"]

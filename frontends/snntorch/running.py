@@ -79,11 +79,23 @@ def stack_steps(results: list[Any]) -> tuple[torch.Tensor, ...]:
     return tuple(torch.stack([r[i] for r in results]) for i in range(len(results[0])))
 
 
+def _sequential_steps(spec: dict, x: torch.Tensor, num_steps: int | None) -> int:
+    """How many steps to run: ``num_steps``, else the sequence's length (as snnir's runs do), else the graph's."""
+    if spec["encoding"] != "sequence":
+        return spec["num_steps"] if num_steps is None else num_steps
+    if num_steps is None:
+        return int(x.shape[0])
+    if num_steps > x.shape[0]:
+        raise InputError(f"num_steps={num_steps}, but the sequence input holds {x.shape[0]} steps")
+    return num_steps
+
+
 def simulate(module: nn.Module, *inputs: Any, num_steps: int | None = None) -> dict[str, torch.Tensor]:
     """Run a module made by :func:`~snnir.frontends.snntorch.to_snntorch` and name its outputs.
 
-    A time-loop module is simply called; an ``nn.Sequential`` is stepped ``num_steps`` times (default: the
-    graph's) with the same input (``direct``) or ``x[t]`` (``sequence``), from fresh states, in eval mode.
+    A time-loop module is simply called (a sequence input sets the number of steps); an ``nn.Sequential`` is
+    stepped ``num_steps`` times (default: the graph's, or the length ``T`` of a sequence input) with the same
+    input (``direct``) or ``x[t]`` (``sequence``), from fresh states, in eval mode.
     Returns ``{output_name: tensor [T, B, ...]}`` like ``snnir.compile(graph, ...).run(x)``.
     """
     spec = getattr(module, "snnir_spec", None)
@@ -101,7 +113,7 @@ def simulate(module: nn.Module, *inputs: Any, num_steps: int | None = None) -> d
         return dict(zip(module.output_names, returned))
     if len(tensors) != 1:
         raise InputError(f"an nn.Sequential takes one input, found {len(tensors)}")
-    steps = spec["num_steps"] if num_steps is None else num_steps
+    steps = _sequential_steps(spec, tensors[0], num_steps)
     with fresh_states(module):
         stacked = stack_steps(step_sequential(module, tensors[0], steps, spec["encoding"]))
     return {name: stacked[index] for name, index in spec["outputs"].items()}

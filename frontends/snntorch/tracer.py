@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import snntorch
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -41,6 +42,12 @@ _LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, _SNNTORCH_DIR, _OWN_D
 #: (snnir's states start at zero). Recorded, their calls repeat once per instance at one site, which
 #: reads as a loop body when that count happens to equal the number of steps.
 _STATE_RESETS = frozenset({"reset_hidden", "detach_hidden"})
+#: deterministic factories: a tensor they make from Python values inside forward (``torch.tensor(0.3)``) is a
+#: constant, like a buffer. Random ones (``torch.rand``) are not: snnir would freeze one draw.
+CONSTANT_FACTORIES = frozenset(
+    {torch.tensor, torch.as_tensor, torch.scalar_tensor, torch.full, torch.zeros, torch.ones, torch.arange,
+     torch.linspace, torch.logspace, torch.eye}
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +78,36 @@ class Call:
     def describe(self) -> str:
         if self.is_module:
             return f"{self.path} ({type(self.target).__name__}) at {self.where}"
-        name = getattr(self.target, "__qualname__", None) or getattr(self.target, "__name__", repr(self.target))
-        return f"{name.replace('TensorBase', 'Tensor').replace('_VariableFunctionsClass', 'torch')} at {self.where}"
+        return f"{function_name(self.target)} at {self.where}"
+
+
+def _functional_names() -> dict[Any, str]:
+    """``torch.nn.functional``'s public callables by object: their own ``__qualname__`` is often useless
+    (``F.max_pool2d`` is ``boolean_dispatch.<locals>.fn``, ``F.avg_pool2d`` a builtin of ``torch._C._nn``)."""
+    names: dict[Any, str] = {}
+    for name in dir(F):
+        value = getattr(F, name)
+        if not name.startswith("_") and callable(value) and not isinstance(value, type):
+            try:
+                names.setdefault(value, f"torch.nn.functional.{name}")
+            except TypeError:  # unhashable: not a function anyway
+                pass
+    return names
+
+
+_FUNCTIONAL = _functional_names()
+
+
+def function_name(target: Any) -> str:
+    """The name a user writes for a recorded torch function: ``torch.nn.functional.max_pool2d``,
+    ``Tensor.unsqueeze``, ``torch.sigmoid``."""
+    try:
+        if target in _FUNCTIONAL:
+            return _FUNCTIONAL[target]
+    except TypeError:
+        pass
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target))
+    return name.replace("TensorBase", "Tensor").replace("_VariableFunctionsClass", "torch")
 
 
 @dataclass
@@ -161,6 +196,8 @@ class _Recorder:
         return tuple(frames), where or "?"
 
     def add(self, target: Any, is_module: bool, args: Any, kwargs: Any, result: Any, site: tuple) -> None:
+        if not is_module and target in CONSTANT_FACTORIES and not _holds_ref((args, kwargs)):
+            return  # not recorded: readers resolve the new tensor to a constant
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         if not is_module and result is None and getattr(target, "__name__", "") == "__setitem__":
             outputs = (args[0].tensor,)  # an in-place write: later readers see a new version
@@ -176,6 +213,17 @@ class _Recorder:
         for position, tensor in enumerate(outputs):
             self.keep.append(tensor)
             self.producers[id(tensor)] = (index, position)
+
+
+def _holds_ref(value: Any) -> bool:
+    """Whether a structure of operands holds a tensor (any :class:`Ref`)."""
+    if isinstance(value, Ref):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_ref(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_ref(v) for v in value.values())
+    return False
 
 
 class _FunctionMode(TorchFunctionMode):
@@ -232,4 +280,4 @@ def trace(root: nn.Module, probe: torch.Tensor) -> Trace:
     return Trace(recorder.calls, recorder.refs(result), probe)
 
 
-__all__ = ["Ref", "Call", "Trace", "trace", "leaves"]
+__all__ = ["Ref", "Call", "Trace", "trace", "leaves", "function_name", "CONSTANT_FACTORIES"]

@@ -1,5 +1,6 @@
 """Every snnTorch module, option and pattern snnir cannot express raises a clear error naming it."""
 
+import numpy as np
 import pytest
 
 import snnir
@@ -7,7 +8,7 @@ from snnir.errors import GraphError, UnsupportedNodeError
 
 torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
-from snntorch import surrogate  # noqa: E402
+from snntorch import surrogate, utils  # noqa: E402
 from torch import nn  # noqa: E402
 
 from snnir.frontends.snntorch import from_snntorch  # noqa: E402
@@ -137,3 +138,30 @@ def test_a_forward_failing_on_the_probe_says_so():
     with pytest.raises(GraphError, match="failed on a probe input of shape") as caught:
         from_snntorch(FixedBatch(), (3,), 5)
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_same_padding_with_an_even_kernel_names_the_module_and_what_to_do():
+    net = nn.Sequential(nn.Conv2d(2, 4, 4, padding="same"), snn.Leaky(0.9, init_hidden=True))
+    with pytest.raises(UnsupportedNodeError, match=r"Sequential\[0\] \(Conv2d\): padding='same'.*use an odd kernel_size"):
+        from_snntorch(net, (2, 9, 9), 3)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        lambda: nn.Conv2d(2, 4, 3, padding="same"),
+        lambda: nn.Conv2d(2, 4, 4, padding="same", dilation=2),  # d·(k − 1) even: symmetric
+        lambda: nn.Conv2d(2, 4, 3, padding=0, padding_mode="replicate"),  # no padding: the mode changes nothing
+        lambda: nn.Conv2d(2, 4, 3, padding="valid", padding_mode="reflect"),
+    ],
+)
+def test_convolutions_that_pad_symmetrically_with_zeros_convert(conv):
+    torch.manual_seed(0)
+    net = nn.Sequential(conv(), snn.Leaky(0.9, init_hidden=True, output=True))
+    graph = from_snntorch(net, (2, 9, 9), 3)
+    x = torch.rand(2, 2, 9, 9, generator=torch.Generator().manual_seed(1)) * 2
+    utils.reset(net)
+    with torch.no_grad():
+        expected = torch.stack([net(x)[1] for _ in range(3)]).numpy()  # snnTorch's membranes
+    found = snnir.compile(graph, "reference").run(x.numpy())["membrane"]
+    np.testing.assert_allclose(found, expected, atol=1e-5, rtol=0)

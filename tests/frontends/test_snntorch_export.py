@@ -167,3 +167,98 @@ def test_builder_graph_with_every_stateless_layer_round_trips():
     assert list(again.nodes) == ["x", "conv", "sum", "avg", "drop", "flat", "gain", "spike", "fc", "lif", "spikes", "membrane"]
     for name in list(again.nodes)[1:-2]:
         assert again.nodes[name].equals(graph.nodes[name]), name
+
+
+class AnyLength(nn.Module):
+    """A sequence model whose loop runs as many steps as its input holds."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(10, 6)
+        self.lif1 = snn.Leaky(beta=0.8)
+
+    def forward(self, x):
+        mem, records = self.lif1.reset_mem(), []
+        for step in range(x.shape[0]):
+            spk, mem = self.lif1(self.fc1(x[step]), mem)
+            records.append(spk)
+        return torch.stack(records)
+
+
+@pytest.mark.parametrize("steps", [5, 20])
+def test_exported_loop_runs_as_many_steps_as_the_sequence_holds(steps):
+    net = AnyLength()
+    back = to_snntorch(from_snntorch(net, (10,), 10, encoding="sequence"))
+    x = (torch.rand(steps, 3, 10, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    with torch.no_grad():
+        expected = net(x)  # snnTorch's own forward
+    assert expected.shape[0] == steps
+    assert torch.equal(back(x), expected)
+    assert torch.equal(simulate(back, x)["spikes"], expected)
+
+
+def test_an_exported_sequential_runs_as_many_steps_as_the_sequence_holds():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 6), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    back = to_snntorch(from_snntorch(net, (10,), 10, encoding="sequence"))
+    x = (torch.rand(20, 3, 10, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    with torch.no_grad():
+        expected = torch.stack([net(x[t])[0] for t in range(20)])  # snnTorch, stepped over the whole input
+    assert torch.equal(simulate(back, x)["spikes"], expected)
+    assert torch.equal(simulate(back, x, num_steps=4)["spikes"], expected[:4])
+    with pytest.raises(snnir.InputError, match="holds 20 steps"):
+        simulate(back, x, num_steps=21)
+
+
+def test_sequence_inputs_of_different_lengths_are_refused():
+    builder = GraphBuilder(num_steps=4)
+    a, b = builder.input("a", (3,), encoding="sequence"), builder.input("b", (2,), encoding="sequence")
+    lif = builder.add("lif", LIF(0.75), builder.add("fa", Linear(4), a))
+    builder.connect(builder.add("fb", Linear(4), b), lif)
+    builder.output("spikes", lif)
+    back = to_snntorch(builder.build(seed=0))
+    ok = back(torch.ones(6, 2, 3), torch.ones(6, 2, 2))
+    assert ok[0].shape == (6, 2, 4)
+    with pytest.raises(snnir.InputError, match=r"disagree on the number of steps: \{'a': 6, 'b': 5\}"):
+        back(torch.ones(6, 2, 3), torch.ones(5, 2, 2))
+
+
+def test_a_direct_input_keeps_the_graph_steps():
+    graph = snnir.Sequential(Linear(4), LIF(0.75), input_shape=(3,), num_steps=6)
+    back = to_snntorch(graph, form="loop")
+    assert graph.nodes[graph.inputs[0]].encoding == "direct"
+    assert "range(self.num_steps)" in back.code
+    assert simulate(back, np.ones((2, 3), np.float32))["spikes"].shape == (6, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("make", "children"),
+    [
+        (lambda: nn.Sequential(nn.Linear(10, 6), snn.Leaky(beta=0.8, init_hidden=True, output=True)), ["0", "1"]),
+        (lambda: nn.Sequential(nn.Linear(10, 6), nn.Identity(), snn.Leaky(beta=0.8, init_hidden=True, output=True)), ["0", "2"]),
+        (lambda: nn.Sequential(nn.Linear(10, 6), snn.RLeaky(beta=0.8, linear_features=6, init_hidden=True, output=True)), ["0", "1"]),
+    ],
+)
+def test_round_tripped_sequential_keeps_child_names_and_loads_the_state_dict(make, children):
+    torch.manual_seed(0)
+    net = make()
+    back = to_snntorch(from_snntorch(net, (10,), 5))
+    assert [name for name, _ in back.named_children()] == children
+    fresh = make()
+    fresh.load_state_dict(back.state_dict())  # strict, both ways
+    back.load_state_dict(net.state_dict())
+    x = torch.rand(3, 10, generator=torch.Generator().manual_seed(1)) * 2
+    assert torch.equal(simulate(back, x)["spikes"], simulate(net_as_converted(net), x)["spikes"])
+
+
+def net_as_converted(net):
+    """``net`` with the spec simulate() reads, to step it the same way."""
+    net.snnir_spec = {"form": "sequential", "num_steps": 5, "encoding": "direct", "outputs": {"spikes": 0}}
+    return net
+
+
+def test_nested_sequential_children_keep_node_names():
+    net = nn.Sequential(nn.Sequential(nn.Linear(10, 6)), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    back = to_snntorch(from_snntorch(net, (10,), 5))
+    assert [name for name, _ in back.named_children()] == ["fc1", "lif1"]  # '0.0' is no child name

@@ -122,7 +122,7 @@ def test_branches_scales_shared_layers_and_drives():
 def test_generated_loop_is_readable_python():
     torch.manual_seed(2)
     back = to_snntorch(from_snntorch(SequenceNet(), (5,), STEPS, encoding="sequence"))
-    assert "for step in range(self.num_steps):" in back.code
+    assert "for step in range(steps):" in back.code  # a sequence input sets the number of steps
     assert "self.rlif(fc2, spk_rlif, mem_rlif)" in back.code  # RLeaky keeps snnTorch's own recurrence
 
 
@@ -191,6 +191,20 @@ def test_unfoldable_steps_are_named(step, error, expected):
 def test_wrong_number_of_steps_names_the_loop_length():
     with pytest.raises(GraphError, match="seems to run 8 steps"):
         from_snntorch(Loop(_relu), (3,), 5)
+
+
+def test_an_operation_run_in_some_steps_only_says_so():
+    class Gated(Loop):
+        def forward(self, x):
+            mem, records = self.lif.reset_mem(), []
+            for step in range(STEPS):
+                current = self.fc(x) if step < STEPS // 2 else self.fc(x) * 0.0
+                spk, mem = self.lif(current, mem)
+                records.append(spk)
+            return torch.stack(records)
+
+    with pytest.raises(GraphError, match=f"Tensor.mul at test_snntorch_trace.py:\\d+ ran in only {STEPS // 2} of the loop's {STEPS} steps"):
+        from_snntorch(Gated(None), (3,), STEPS)
 
 
 def test_returned_values_must_be_per_step_records():
