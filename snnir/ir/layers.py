@@ -284,15 +284,18 @@ class _Pool2d(Node, abstract=True):
         return (channels, *out)
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # its own __init__, so errors name the class
 class MaxPool2d(_Pool2d):
     """Maximum over each window; padded positions never win (they count as −inf)."""
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # its own __init__, so errors name the class
 class AvgPool2d(_Pool2d):
     """Mean over each window: the window sum divided by ``kernel_h · kernel_w``, padded zeros included
     (PyTorch's ``count_include_pad=True``)."""
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # its own __init__, so errors name the class
 class SumPool2d(_Pool2d):
     """Sum over each window (Sinabs' and NIR's SumPool2d), padded positions counting as zero."""
 
