@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-from snnir.errors import GraphError
+from snnir.errors import GraphError, UnsupportedNodeError
 
+from .neurons import is_snntorch_neuron, neuron_spec, supported_neurons
 from .tracer import Call, Ref, Trace
 
 
@@ -54,6 +55,7 @@ class Program:
         hint = f" (the module's loop seems to run {loops[0][0]} steps)" if loops else ""
         body = [call for call in self.calls if counts[site_key(call)] == num_steps]
         if not body:
+            _refuse_unsupported_neurons(self.calls)  # e.g. LeakyParallel, which runs the whole sequence in one call
             raise GraphError(f"no operation ran num_steps={num_steps} times{hint}; pass the length of the module's time loop")
         width = len(body) // num_steps
         self.blocks = [body[b * width : (b + 1) * width] for b in range(num_steps)]
@@ -136,6 +138,16 @@ class Program:
             pairs = expected[1] if expected[0] == "map" else ()
             return [k for k, _ in pairs] == list(raw) and all(self._matches(e, raw[k], block) for k, e in pairs)
         return self.describe(raw, block) == expected
+
+
+def _refuse_unsupported_neurons(calls: list[Call]) -> None:
+    """Name an snnTorch neuron snnir lacks, rather than the loop structure it breaks."""
+    for call in calls:
+        if call.is_module and is_snntorch_neuron(call.target) and neuron_spec(call.target) is None:
+            raise UnsupportedNodeError(
+                f"{call.describe()}: snnTorch's {type(call.target).__name__} has no snnir equivalent; supported: "
+                f"{', '.join(supported_neurons())}"
+            )
 
 
 def _miscounted(call: Call, count: int, num_steps: int, inside: bool) -> str:

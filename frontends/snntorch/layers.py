@@ -179,6 +179,16 @@ def _import_threshold(module: modules.Threshold, shape: Shape, where: str) -> No
     return Threshold(to_numpy(module.threshold, f"{where}.threshold"), surrogate=identify_surrogate(module.spike_grad, where))
 
 
+#: what to do instead, for unsupported layers users often have
+_HINTS = {
+    **dict.fromkeys(
+        ("BatchNorm1d", "BatchNorm2d"),
+        " (at inference it is an affine map: fold it into the Linear or Conv before it with "
+        "torch.nn.utils.fuse_conv_bn_eval / fuse_linear_bn_eval, then convert)",
+    ),
+}
+
+
 def import_layer(module: nn.Module, shape: Shape, where: str, extra_supported: tuple[str, ...] | list[str] = ()) -> Node | None:
     """The snnir node of a stateless torch layer (None for the identity); raises if there is no rule."""
     rule = LAYERS.find(module)
@@ -189,7 +199,10 @@ def import_layer(module: nn.Module, shape: Shape, where: str, extra_supported: t
         )
     if rule is None:
         supported = ", ".join(LAYERS.names() + list(extra_supported))
-        raise UnsupportedNodeError(f"{where}: {type(module).__module__}.{type(module).__name__} has no snnir equivalent; supported: {supported}")
+        hint = _HINTS.get(type(module).__name__, "")
+        raise UnsupportedNodeError(
+            f"{where}: {type(module).__module__}.{type(module).__name__} has no snnir equivalent{hint}; supported: {supported}"
+        )
     return rule(module, tuple(shape), where)
 
 

@@ -159,8 +159,9 @@ def neuron_spec(module: Any) -> NeuronSpec | None:
 
 
 def is_snntorch_neuron(module: Any) -> bool:
-    """True for any snnTorch spiking neuron, supported or not (they are leaves for tracing)."""
-    return isinstance(module, SpikingNeuron)
+    """True for any snnTorch spiking neuron, supported or not (they are leaves for tracing): the SpikingNeuron
+    subclasses and the neuron layers built on plain nn.Module (LeakyParallel, StateLeaky, ...)."""
+    return isinstance(module, SpikingNeuron) or type(module).__module__.startswith("snntorch._neurons")
 
 
 def supported_neurons() -> list[str]:

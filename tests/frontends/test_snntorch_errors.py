@@ -29,7 +29,7 @@ UNSUPPORTED = {
     "alpha_neuron": (lambda: snn.Alpha(0.9, 0.8, init_hidden=True), "Alpha"),
     "lapicque_neuron": (lambda: snn.Lapicque(beta=0.9, init_hidden=True), "Lapicque"),
     "relu": (lambda: nn.ReLU(), "ReLU"),
-    "batchnorm": (lambda: nn.BatchNorm1d(N), "BatchNorm1d"),
+    "batchnorm": (lambda: nn.BatchNorm1d(N), r"BatchNorm1d has no snnir equivalent .*fold it into the Linear or Conv before it"),
 }
 
 
@@ -41,6 +41,25 @@ def test_unsupported_module_or_option_is_named(name):
     with pytest.raises(UnsupportedNodeError, match=expected) as caught:
         from_snntorch(net, (3,), 5)
     assert "Sequential[1]" in str(caught.value)  # where
+
+
+def test_a_neuron_layer_outside_spikingneuron_is_named_as_a_neuron_in_both_forms():
+    """LeakyParallel is a plain nn.Module holding an RNN: it read as "a container", and in a time-loop model
+    (it runs the whole sequence in one call) as a loop of the wrong length."""
+    expected = r"snnTorch's LeakyParallel has no snnir equivalent; supported: snntorch.Leaky"
+    with pytest.raises(UnsupportedNodeError, match=r"Sequential\[0\] \(LeakyParallel\): " + expected):
+        from_snntorch(nn.Sequential(snn.LeakyParallel(3, N, beta=0.9)), (3,), 5, encoding="sequence")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parallel = snn.LeakyParallel(input_size=3, hidden_size=N, beta=0.9)
+
+        def forward(self, x):
+            return self.parallel(x)
+
+    with pytest.raises(UnsupportedNodeError, match=r"parallel \(LeakyParallel\) at .*: " + expected):
+        from_snntorch(Net(), (3,), 5, encoding="sequence")
 
 
 def test_changed_reset_mechanism_is_refused():
