@@ -46,7 +46,7 @@ device-check:
 	SNNIR_TEST_DEVICE=$(DEVICE) PYTHONPATH=$(DEVICE_PATH) $(PYTHON) -P -m pytest -q -p no:cacheprovider \
 		tests/backends/test_torch_device.py tests/backends/test_torch_model.py -k "$(firstword $(subst :, ,$(DEVICE))) or cuda"
 	PYTHONPATH=$(DEVICE_PATH) $(PYTHON) -P -c "import snntorch" || (echo "snnTorch is missing: carry its wheel (docs/torch.md, CUDA)"; exit 1)
-	PYTHONPATH=$(DEVICE_PATH) $(PYTHON) -P benchmarks/bench_torch_train.py --device $(DEVICE) --workloads a b \
+	PYTHONPATH=$(DEVICE_SITE):$(CURDIR) $(PYTHON) -P -m benchmarks.bench_torch_train --device $(DEVICE) --workloads a b \
 		--repeats 5 --out $(DEVICE_OUT)/torch_train_$(subst :,_,$(DEVICE)).json
 
 clean:

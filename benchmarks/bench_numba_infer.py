@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from benchmarks.common import agreement, agreement_failure, fc_graph, provenance, snntorch_fc
 
 # torch and numba each bring an OpenMP runtime; with the default (spinning) wait policy the idle
 # threads of one steal the cores of the other, and every peer in this one process slows down
@@ -58,15 +59,6 @@ def cnn_graph(steps: int = 25):
     return graph.replace(time=snnir.TimeSpec(steps, graph.time.dt))
 
 
-def fc_graph(steps: int = 100, hidden: int = 512):
-    import snnir
-
-    return snnir.Sequential(
-        snnir.Linear(hidden), snnir.LIF(0.9), snnir.Linear(10), snnir.LIF(0.9),
-        input_shape=(784,), num_steps=steps, encoding="sequence", name="fc_784_512_10", seed=0,
-    )
-
-
 def _copy(module: Any, node: Any) -> Any:
     import torch
 
@@ -76,8 +68,9 @@ def _copy(module: Any, node: Any) -> Any:
     return module
 
 
-def snntorch_cnn(graph) -> Callable[[np.ndarray], np.ndarray]:
-    """The snnTorch quickstart CNN (conv1 recomputed every step, as the tutorial does)."""
+def snntorch_cnn(graph, hoisted: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """The snnTorch quickstart CNN: conv1 and its pool recomputed every step, as the tutorial does, or with
+    ``hoisted`` computed once before the loop (what snnir does with a ``direct`` input; the same spikes)."""
     import snntorch
     import torch
     from torch import nn
@@ -94,51 +87,15 @@ def snntorch_cnn(graph) -> Callable[[np.ndarray], np.ndarray]:
         x = torch.from_numpy(images)
         mem = [lif.init_leaky() for lif in lifs]
         out = []
+        first = pool(conv1(x)) if hoisted else None
         for _ in range(graph.time.num_steps):
-            s1, mem[0] = lifs[0](pool(conv1(x)), mem[0])
+            s1, mem[0] = lifs[0](first if hoisted else pool(conv1(x)), mem[0])
             s2, mem[1] = lifs[1](pool(conv2(s1)), mem[1])
             s3, mem[2] = lifs[2](fc1(s2.flatten(1)), mem[2])
             out.append(s3)
         return torch.stack(out).numpy()
 
     return run
-
-
-def snntorch_fc(graph) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], Callable[[], None]]]:
-    """snnTorch's FC net: a whole-sequence runner and a batch-1 streaming loop factory."""
-    import snntorch
-    import torch
-    from torch import nn
-
-    layers = [(_copy(nn.Linear(784, graph.nodes["fc1"].out_features), graph.nodes["fc1"]), snntorch.Leaky(beta=0.9)),
-              (_copy(nn.Linear(graph.nodes["fc1"].out_features, 10), graph.nodes["fc2"]), snntorch.Leaky(beta=0.9))]
-
-    @torch.no_grad()
-    def run(spikes: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(spikes)
-        mem = [lif.init_leaky() for _, lif in layers]
-        out = []
-        for t in range(x.shape[0]):
-            current = x[t]
-            for i, (linear, lif) in enumerate(layers):
-                current, mem[i] = lif(linear(current), mem[i])
-            out.append(current)
-        return torch.stack(out).numpy()
-
-    def streaming(spikes: np.ndarray) -> Callable[[], None]:
-        x = torch.from_numpy(spikes)
-
-        @torch.no_grad()
-        def loop() -> None:
-            mem = [lif.init_leaky() for _, lif in layers]
-            for t in range(x.shape[0]):
-                current = x[t]
-                for i, (linear, lif) in enumerate(layers):
-                    current, mem[i] = lif(linear(current), mem[i])
-
-        return loop
-
-    return run, streaming
 
 
 def optional_backend(graph, name: str, **options: Any) -> tuple[Any, str | None]:
@@ -176,6 +133,12 @@ def kernel_only(model: Any, spikes: np.ndarray) -> Callable[[], None]:
     return loop
 
 
+def streamed(model: Any, spikes: np.ndarray) -> np.ndarray:
+    """The spikes ``[T, B, 10]`` a model's streaming ``step`` gives on ``spikes``."""
+    model.reset(spikes.shape[1])
+    return np.stack([model.step(spikes[t])["spikes"] for t in range(spikes.shape[0])])
+
+
 def no_grad(run: Callable[[], Any]) -> Callable[[], Any]:
     import torch
 
@@ -186,6 +149,41 @@ def no_grad(run: Callable[[], Any]) -> Callable[[], Any]:
     return wrapped
 
 
+SNNTORCH = "snnTorch (no_grad)"
+SNNTORCH_STEP = "snnTorch step (no_grad)"
+HOISTED = "snnTorch, conv1 + pool1 hoisted (no_grad)"
+
+
+def check_agreement(rows: list[dict], outputs: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """Compare every peer's spikes with numba's (:func:`benchmarks.common.agreement`), store the figures in
+    its row, and return what fails the limits: a fast peer that computes something else does not count."""
+    failures = []
+    for row in rows:
+        recorded = outputs.get(row["workload"], {})
+        if row["runner"] == "numba" or row["runner"] not in recorded or "numba" not in recorded:
+            continue
+        row["agreement_with_numba"] = stats = agreement(recorded[row["runner"]], recorded["numba"])
+        failure = agreement_failure(f"({row['workload']}) {row['runner']}", stats)
+        if failure:
+            failures.append(failure)
+    return failures
+
+
+def compare(rows: list[dict]) -> None:
+    """Each row's speed-up over snnTorch's tutorial loop timed in the same rounds: the ratio of the
+    medians, and the median and range of the per-round ratios (each round times every row once);
+    on (a) also over snnTorch with conv1 + pool1 hoisted out of the loop."""
+    for row in rows:
+        same = [r for r in rows if r["workload"] == row["workload"] and r["round"] == row["round"]]
+        for key, runners in (("snntorch", (SNNTORCH, SNNTORCH_STEP)), ("hoisted_snntorch", (HOISTED,))):
+            base = next((r for r in same if r["runner"] in runners), None)
+            if base is None:
+                continue
+            ratios = [b / t for b, t in zip(base["samples_s"], row["samples_s"])]
+            row[f"speedup_vs_{key}"] = base["median_s"] / row["median_s"]
+            row[f"speedup_vs_{key}_per_round"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
 # -- timing -----------------------------------------------------------------------------------------
 def interleaved_medians(rows: list[dict], repeats: int) -> None:
     """Median (and minimum) time per unit of each row, one repetition of every row per round. A
@@ -194,15 +192,18 @@ def interleaved_medians(rows: list[dict], repeats: int) -> None:
     for row in rows:
         row["run"]()  # warm-up
     samples: list[list[float]] = [[] for _ in rows]
-    for _ in range(repeats):
-        for row, times in zip(rows, samples):
+    order = list(range(len(rows)))
+    for round_ in range(repeats):
+        for index in order[round_ % len(order):] + order[: round_ % len(order)]:  # each round starts one row later
+            row = rows[index]
             if row["warm"]:
                 row["run"]()
             start = time.perf_counter()
             row["run"]()
-            times.append((time.perf_counter() - start) / row["per"])
+            samples[index].append((time.perf_counter() - start) / row["per"])
     for row, times in zip(rows, samples):
         row["median_s"], row["min_s"], row["max_s"] = statistics.median(times), min(times), max(times)
+        row["samples_s"] = times
         del row["run"]
 
 
@@ -211,7 +212,8 @@ COMPILE_SCRIPT = """
     start = time.perf_counter()
     import numpy as np
     import snnir
-    from benchmarks.bench_numba_infer import cnn_graph, fc_graph
+    from benchmarks.bench_numba_infer import cnn_graph
+    from benchmarks.common import fc_graph
     graph = cnn_graph() if sys.argv[1] == "cnn" else fc_graph(hidden=int(sys.argv[2]))
     imported = time.perf_counter()
     model = snnir.compile(graph, "numba")
@@ -274,16 +276,21 @@ def main(argv: list[str] | None = None) -> int:
 
     def add(workload: str, runner: str, run: Callable[[], Any], per: int = 1, spikes: Callable[[], np.ndarray] | None = None) -> None:
         # with several threads, onnxruntime's intra-op threads keep spinning after each call and
-        # steal a core from whichever peer runs next: its rows are timed in a round of their own
+        # steal a core from whichever peer runs next: its rows are timed in a round of their own,
+        # with a second snnTorch row of the workload to compare with
         apart = threads > 1 and runner.startswith("onnxruntime")
-        rows.append({"workload": workload, "runner": runner, "run": run, "per": per, "warm": workload == "c", "apart": apart})
+        rows.append({"workload": workload, "runner": runner, "run": run, "per": per, "warm": workload == "c",
+                     "round": "onnxruntime" if apart else "main"})
+        if apart and not any(r["round"] == "onnxruntime" and r["workload"] == workload for r in rows[:-1]):
+            base = next(r for r in rows if r["workload"] == workload and r["runner"] in (SNNTORCH, SNNTORCH_STEP))
+            rows.append({**base, "round": "onnxruntime"})
         if spikes is not None:
             outputs.setdefault(workload, {})[runner] = spikes()
 
     def peers(workload: str, graph: Any, x: np.ndarray, snntorch_run: Callable, key: str) -> None:
         numba_model = snnir.compile(graph, "numba")
         add(workload, "numba", lambda: numba_model.run(x), spikes=lambda: numba_model.run(x)[key])
-        add(workload, "snnTorch (no_grad)", lambda: snntorch_run(x), spikes=lambda: snntorch_run(x))
+        add(workload, SNNTORCH, lambda: snntorch_run(x), spikes=lambda: snntorch_run(x))
         torch_model, note = optional_backend(graph, "torch")
         if torch_model is None:
             notes.append(note)
@@ -298,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     cnn = cnn_graph()
     images = rng.random((128, 1, 28, 28)).astype(np.float32)
     peers("a", cnn, images, snntorch_cnn(cnn), "spikes")
+    hoisted = snntorch_cnn(cnn, hoisted=True)
+    add("a", HOISTED, lambda: hoisted(images), spikes=lambda: hoisted(images))
 
     fc = fc_graph()
     spikes_01 = (rng.random((100, 64, 784)) < 0.1).astype(np.float32)
@@ -305,44 +314,43 @@ def main(argv: list[str] | None = None) -> int:
     fc_run, fc_stream = snntorch_fc(fc)
     peers("b", fc, spikes_01, fc_run, "spikes")
     numba_fc = snnir.compile(fc, "numba")
-    add("b p=0.01", "numba", lambda: numba_fc.run(spikes_001))
-    add("b p=0.01", "snnTorch (no_grad)", lambda: fc_run(spikes_001))
+    add("b p=0.01", "numba", lambda: numba_fc.run(spikes_001), spikes=lambda: numba_fc.run(spikes_001)["spikes"])
+    add("b p=0.01", SNNTORCH, lambda: fc_run(spikes_001), spikes=lambda: fc_run(spikes_001))
 
     one = np.ascontiguousarray(spikes_01[:, :1])
     numba_one = snnir.compile(fc, "numba")
-    add("c", "numba step()", stream(numba_one, one), per=100)
+    outputs["c"] = {"numba": numba_one.run(one)["spikes"]}  # what every streamed peer must reproduce
+    add("c", "numba step()", stream(numba_one, one), per=100, spikes=lambda: streamed(numba_one, one))
     add("c", "numba kernel alone (no checks, no results)", kernel_only(numba_one, one), per=100)
-    add("c", "snnTorch step (no_grad)", fc_stream(one), per=100)
+    add("c", SNNTORCH_STEP, fc_stream(one), per=100, spikes=lambda: fc_run(one))
     torch_one, _ = optional_backend(fc, "torch")
     if torch_one is not None:
-        add("c", "snnir torch backend step (no_grad)", no_grad(stream(torch_one, one)), per=100)
+        add("c", "snnir torch backend step (no_grad)", no_grad(stream(torch_one, one)), per=100,
+            spikes=no_grad(lambda: streamed(torch_one, one)))
     onnx_one, _ = optional_backend(fc, "onnx", threads=threads)
     if onnx_one is not None:
-        add("c", "onnxruntime step (snnir onnx backend)", stream(onnx_one, one), per=100)
+        add("c", "onnxruntime step (snnir onnx backend)", stream(onnx_one, one), per=100, spikes=lambda: streamed(onnx_one, one))
 
-    interleaved_medians([row for row in rows if not row["apart"]], repeats)
-    interleaved_medians([row for row in rows if row["apart"]], repeats)
-    if any(row["apart"] for row in rows):
-        notes.append("onnxruntime rows were timed after the others (its spinning threads would slow the next peer)")
-    for row in rows:
-        base = next(r["median_s"] for r in rows if r["workload"] == row["workload"] and r["runner"].startswith("snnTorch"))
-        row["speedup_vs_snntorch"] = base / row["median_s"]
-        reference = outputs.get(row["workload"], {}).get("numba")
-        if reference is not None and row["runner"] in outputs[row["workload"]]:
-            row["spike_agreement_with_numba"] = float(np.mean(outputs[row["workload"]][row["runner"]] == reference))
+    failures = check_agreement(rows, outputs)
+    for group in ("main", "onnxruntime"):
+        interleaved_medians([row for row in rows if row["round"] == group], repeats)
+    if any(row["round"] == "onnxruntime" for row in rows):
+        notes.append("onnxruntime rows were timed in rounds of their own, with snnTorch again (its spinning threads "
+                     "would slow the next peer); their ratios are against that round's snnTorch")
+    compare(rows)
     activity = {r["runner"]: r["median_s"] for r in rows if r["workload"] == "b p=0.01"}
     dense = {r["runner"]: r["median_s"] for r in rows if r["workload"] == "b"}
     activity_ratio = activity["numba"] / dense["numba"]
     costs = [] if args.quick else compile_costs(threads)
     environment = {
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_imported_before_this_module": TORCH_PRELOADED,
+        **provenance(), "torch_imported_before_this_module": TORCH_PRELOADED,
         "threads": threads, "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
-        "numba_threading_layer": numba.config.THREADING_LAYER, "repeats": repeats, "cpu_count": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0], "machine": platform.machine(), "processor": platform.processor(),
-        "python": platform.python_version(), "numba": numba.__version__, "torch": torch.__version__, "snnir": snnir.__version__,
+        "numba_threading_layer": numba.config.THREADING_LAYER, "repeats": repeats,
     }
-    _report(rows, costs, activity_ratio, environment, notes, args.output)
-    return 0
+    _report(rows, costs, activity_ratio, environment, notes + failures, args.output)
+    for failure in failures:
+        print(f"FAILED agreement: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _report(rows: list[dict], costs: list[dict], activity_ratio: float, environment: dict, notes: list[str], output: Path) -> None:
@@ -352,13 +360,18 @@ def _report(rows: list[dict], costs: list[dict], activity_ratio: float, environm
     if environment["torch_imported_before_this_module"]:
         print("note: torch was imported before this benchmark, so OMP_WAIT_POLICY may not apply; run it alone")
     labels = {"a": "(a) seed CNN, B128 T25", "b": "(b) FC, B64 T100 p=0.1", "b p=0.01": "(b) FC, p=0.01", "c": "(c) streaming, B1"}
-    print(f"{'workload':<24} {'runner':<44} {'median':>14} {'(min - max)':>17} {'vs snnTorch':>12} {'agreement':>10}")
+    print(f"{'workload':<24} {'runner':<44} {'median':>14} {'(min - max)':>17} {'vs snnTorch':>12} {'per round':>14} "
+          f"{'vs hoisted':>11} {'differ/spike':>13}")
     for r in rows:
         scale, unit = (1e6, "us/step") if r["workload"] == "c" else (1e3, "ms")
         shown = f"{r['median_s'] * scale:.2f} {unit}"
         spread = f"({r['min_s'] * scale:.2f} - {r['max_s'] * scale:.2f})"
-        agreement = f"{r['spike_agreement_with_numba']:.5f}" if "spike_agreement_with_numba" in r else ""
-        print(f"{labels[r['workload']]:<24} {r['runner']:<44} {shown:>14} {spread:>17} {r['speedup_vs_snntorch']:>11.2f}x {agreement:>10}")
+        rounds = r["speedup_vs_snntorch_per_round"]
+        per_round = f"{rounds['min']:.1f}-{rounds['max']:.1f}x"
+        hoisted = f"{r['speedup_vs_hoisted_snntorch']:.2f}x" if "speedup_vs_hoisted_snntorch" in r else ""
+        differ = f"{r['agreement_with_numba']['mismatch_per_spike']:.4f}" if "agreement_with_numba" in r else ""
+        print(f"{labels[r['workload']]:<24} {r['runner'] + (' [onnx round]' if r['round'] != 'main' and not r['runner'].startswith('onnx') else ''):<44} "
+              f"{shown:>14} {spread:>17} {r['speedup_vs_snntorch']:>11.2f}x {per_round:>14} {hoisted:>11} {differ:>13}")
     print(f"activity: numba time at p=0.01 / p=0.1 = {activity_ratio:.3f} (target <= 0.2)")
     for row in costs:
         print(f"compile, {row['what']:<52} compile+load {row['compile_and_load_s']:6.2f} s, to first result {row['to_first_result_s']:6.2f} s "

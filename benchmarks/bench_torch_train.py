@@ -21,7 +21,7 @@ Allocator: by default glibc's malloc runs with its default settings. ``--keep-fr
 recycled instead of being unmapped, which spares snnir's chunk-sized tensors a page fault per 4 KiB
 on every step; snnTorch's small per-step tensors are recycled either way). Compare both runs.
 
-Usage: python benchmarks/bench_torch_train.py [--threads 1] [--repeats 9] [--workloads a b] [--keep-freed-memory]
+Usage: python -m benchmarks.bench_torch_train [--threads 1] [--repeats 9] [--workloads a b] [--keep-freed-memory]
        [--device cuda]
 Writes benchmarks/results/torch_train.json (torch_train_tuned.json with --keep-freed-memory; a device other
 than the CPU adds its name: torch_train_cuda.json). On CUDA each step is timed until the device is done
@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from benchmarks.common import agreement, agreement_failure, fc_parameters, provenance
 
 RESULTS = Path(__file__).resolve().parent / "results" / "torch_train.json"
 TUNED_RESULTS = RESULTS.with_name("torch_train_tuned.json")
@@ -56,13 +57,17 @@ def workload_a(device: str = "cpu"):
     import snnir
     from snnir import LIF, Conv2d, Flatten, GraphBuilder, Linear, MaxPool2d
 
-    torch.manual_seed(0)
     grad = surrogate.fast_sigmoid()
-    net = nn.Sequential(
-        nn.Conv2d(1, 8, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
-        nn.Conv2d(8, 16, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
-        nn.Flatten(), nn.Linear(256, 10), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True, output=True),
-    )
+
+    def make_net() -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
+            nn.Conv2d(8, 16, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
+            nn.Flatten(), nn.Linear(256, 10), snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True, output=True),
+        )
+
+    torch.manual_seed(0)
+    net = make_net()
     steps, batch = 25, 128
     builder = GraphBuilder("quickstart_cnn", num_steps=steps)
     last = builder.chain(
@@ -82,9 +87,21 @@ def workload_a(device: str = "cpu"):
         utils.reset(net)
         return torch.stack([net(data)[0] for _ in range(steps)])
 
+    hoisted_net = make_net()  # not a deepcopy: snnTorch's utils.reset reaches only neurons made by __init__
+    hoisted_net.load_state_dict(net.state_dict())
+    hoisted_net.to(device)
+    tail = hoisted_net[2:]
+
+    def hoisted_forward():
+        """The same network with conv1 + pool1 computed once, before the loop (as snnir does for a direct
+        input): the same spikes, a fairer baseline than the tutorial's loop."""
+        utils.reset(hoisted_net)
+        first = hoisted_net[1](hoisted_net[0](data))
+        return torch.stack([tail(first)[0] for _ in range(steps)])
+
     minimum = steps * batch * (8 * 12 * 12 + 16 * 4 * 4 + 10) * 4 + (steps * batch * 16 * 4 * 4 + batch * 8 * 12 * 12) * 2 / 8
     return dict(name="a", title="seed CNN, B=128, T=25", net=net, snntorch_forward=snntorch_forward, model=model,
-                inputs=data, batch=batch, minimum=minimum)
+                inputs=data, batch=batch, minimum=minimum, hoisted=(hoisted_net, hoisted_forward))
 
 
 def workload_b(event_driven: bool | None = None, device: str = "cpu"):
@@ -94,8 +111,12 @@ def workload_b(event_driven: bool | None = None, device: str = "cpu"):
     import snnir
     from snnir import LIF, GraphBuilder, Linear
 
-    torch.manual_seed(0)
     fc1, fc2 = nn.Linear(784, 512), nn.Linear(512, 10)
+    weights = fc_parameters()  # default init times a gain, so that both layers fire (benchmarks/common.py)
+    with torch.no_grad():
+        for name, layer in (("fc1", fc1), ("fc2", fc2)):
+            layer.weight.copy_(torch.from_numpy(weights[f"{name}.weight"]))
+            layer.bias.copy_(torch.from_numpy(weights[f"{name}.bias"]))
     lif1, lif2 = snn.Leaky(beta=0.9), snn.Leaky(beta=0.9)
     net = nn.ModuleList([fc1, lif1, fc2, lif2])
     steps, batch = 100, 64
@@ -147,6 +168,8 @@ def _peak_bytes(step, device: torch.device) -> int:
 
 
 def measure(work, repeats: int, warmup: int) -> dict:
+    """Time training steps of snnTorch, snnir and (on (a)) snnTorch with conv1 hoisted, alternating them
+    (each round starts with the next peer), after checking that they compute the same spikes and loss."""
     from snnir.backends.pytorch import mse_count_loss, saved_bytes
     from snntorch import functional as SF
 
@@ -155,73 +178,98 @@ def measure(work, repeats: int, warmup: int) -> dict:
     # CUDA kernels run asynchronously: a step is timed until the device has finished it
     finish = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     their_loss, our_loss = SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), mse_count_loss(0.8, 0.2)
-    model, net, data = work["model"], work["net"], work["inputs"]
-    their_opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    our_opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model, data = work["model"], work["inputs"]
+    forwards = {"snntorch": (work["net"], work["snntorch_forward"], their_loss),
+                "snnir": (model, lambda: model(data)["spikes"], our_loss)}
+    if "hoisted" in work:
+        forwards["snntorch_hoisted"] = (*work["hoisted"], their_loss)
+    check = _check_peers(forwards, targets)
+    peers = {}
+    for label, (module, forward, loss) in forwards.items():
+        optimizer = torch.optim.Adam(module.parameters(), lr=2e-3)
+        value = (lambda forward=forward, loss=loss: loss(forward(), targets))
 
-    def their_loss_value():
-        return their_loss(work["snntorch_forward"](), targets)
+        def step(optimizer=optimizer, value=value):
+            optimizer.zero_grad(set_to_none=True)
+            value().backward()
+            optimizer.step()
 
-    def our_loss_value():
-        return our_loss(model(data)["spikes"], targets)
-
-    def their_step():
-        their_opt.zero_grad(set_to_none=True)
-        their_loss_value().backward()
-        their_opt.step()
-
-    def our_step():
-        our_opt.zero_grad(set_to_none=True)
-        our_loss_value().backward()
-        our_opt.step()
-
+        peers[label] = (module, value, step)
     for _ in range(warmup):
-        their_step()
-        our_step()
-    finish()  # the warm-up's queued device work is not timed
-    times = {"snntorch": [], "snnir": []}
-    cpu = {"snntorch": [], "snnir": []}
-    for _ in range(repeats):
-        for label, step in (("snntorch", their_step), ("snnir", our_step)):
-            started, started_cpu = time.perf_counter(), time.process_time()
+        for _, _, step in peers.values():
             step()
+    finish()  # the warm-up's queued device work is not timed
+    labels = list(peers)
+    times = {label: [] for label in labels}
+    cpu = {label: [] for label in labels}
+    for round_ in range(repeats):
+        for label in labels[round_ % len(labels):] + labels[: round_ % len(labels)]:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            peers[label][2]()
             finish()
             times[label].append(time.perf_counter() - started)
             cpu[label].append(time.process_time() - started_cpu)
     medians = {k: statistics.median(v) for k, v in times.items()}
     cpu_medians = {k: statistics.median(v) for k, v in cpu.items()}
-    kept = {
-        "snntorch": saved_bytes(their_loss_value, list(net.parameters()) + [data]),
-        "snnir": saved_bytes(our_loss_value, list(model.parameters()) + [data]),
-    }
-    peak = {"snntorch": _peak_bytes(their_step, device), "snnir": _peak_bytes(our_step, device)}
-    return {
-        "workload": work["name"], "title": work["title"],
+    kept = {label: saved_bytes(value, list(module.parameters()) + [data]) for label, (module, value, _) in peers.items()}
+    peak = {label: _peak_bytes(step, device) for label, (_, _, step) in peers.items()}
+    ratios = [a / b for a, b in zip(times["snntorch"], times["snnir"])]
+    result = {
+        "workload": work["name"], "title": work["title"], "check": check,
         "step_seconds_median": medians, "step_seconds_all": times,
         "speedup": medians["snntorch"] / medians["snnir"],
+        "speedup_per_round": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
         "cpu_seconds_median": cpu_medians,
         "cpu_speedup": cpu_medians["snntorch"] / cpu_medians["snnir"],
         "kept_for_backward_bytes": kept, "analytic_minimum_bytes": work["minimum"],
         "kept_over_minimum": {k: v / work["minimum"] for k, v in kept.items()},
         "peak_bytes": peak,
     }
+    if "snntorch_hoisted" in medians:
+        result["speedup_vs_hoisted"] = medians["snntorch_hoisted"] / medians["snnir"]
+    return result
+
+
+def _check_peers(forwards: dict, targets: torch.Tensor) -> dict:
+    """Before anything is timed: every peer's spikes against snnTorch's (benchmarks/common.py limits) and its
+    loss within 1e-5 of snnTorch's, from the same initial weights; raises SystemExit otherwise."""
+    with torch.no_grad():
+        records = {label: forward() for label, (_, forward, _) in forwards.items()}
+        losses = {label: float(loss(records[label], targets)) for label, (_, _, loss) in forwards.items()}
+    reference = records["snntorch"].cpu().numpy()
+    check = {"losses": losses}
+    for label, record in records.items():
+        if label == "snntorch":
+            continue
+        check[label] = stats = agreement(record.cpu().numpy(), reference)
+        failure = agreement_failure(label, stats)
+        if failure is None and abs(losses[label] - losses["snntorch"]) > 1e-5:
+            failure = f"{label}: loss {losses[label]} against snnTorch's {losses['snntorch']}"
+        if failure:
+            raise SystemExit(f"FAILED: the peers do not compute the same thing: {failure}")
+    return check
 
 
 def _table(results: list[dict], threads: int, malloc: str, device: str) -> str:
     lines = [f"torch {torch.__version__}, device {device}, {threads} thread(s), malloc: {malloc}, medians of alternating runs "
-             "(wall-clock; CPU time of this process for the second ratio)", ""]
-    header = f"{'workload':<44}{'snnTorch ms':>12}{'snnir ms':>10}{'speedup':>9}{'CPU-time speedup':>18}{'kept MB (snnTorch/snnir)':>27}{'snnir/min':>10}{'peak MB (snnTorch/snnir)':>27}"
+             "(wall-clock; the range of the per-round ratios; CPU time of this process for the last ratio)", ""]
+    header = (f"{'workload':<44}{'snnTorch ms':>12}{'snnir ms':>10}{'speedup':>9}{'per round':>12}{'vs hoisted':>12}"
+              f"{'CPU-time':>10}{'kept MB (snnTorch/snnir)':>27}{'snnir/min':>10}{'peak MB (snnTorch/snnir)':>27}")
     lines.append(header)
     for r in results:
         tag = f"({r['workload']})"
         ms = r["step_seconds_median"]
-        kept, peak = r["kept_for_backward_bytes"], r["peak_bytes"]
+        kept, peak, rounds = r["kept_for_backward_bytes"], r["peak_bytes"], r["speedup_per_round"]
+        hoisted = f"{r['speedup_vs_hoisted']:.2f}x" if "speedup_vs_hoisted" in r else ""
         lines.append(
             f"{tag:<11}{r['title']:<33}{ms['snntorch'] * 1e3:>12.1f}{ms['snnir'] * 1e3:>10.1f}{r['speedup']:>8.2f}x"
-            f"{r['cpu_speedup']:>17.2f}x"
+            f"{rounds['min']:>6.2f}-{rounds['max']:.2f}x{hoisted:>12}{r['cpu_speedup']:>9.2f}x"
             f"{kept['snntorch'] / 1e6:>15.1f} / {kept['snnir'] / 1e6:<9.1f}{r['kept_over_minimum']['snnir']:>10.3f}"
             f"{peak['snntorch'] / 1e6:>15.1f} / {peak['snnir'] / 1e6:<9.1f}"
         )
+        if "snntorch_hoisted" in ms:
+            lines.append(f"{'':<11}{'snnTorch with conv1 + pool1 hoisted':<33}{ms['snntorch_hoisted'] * 1e3:>12.1f}"
+                         f"{'':>10}{'':>9}{'':>12}{'':>12}{'':>10}{kept['snntorch_hoisted'] / 1e6:>15.1f}")
     return "\n".join(lines)
 
 
@@ -235,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="tune glibc malloc first (snnir.backends.pytorch.keep_freed_memory; process-wide)")
     parser.add_argument("--device", default="cpu", help="torch device of both frameworks (default cpu; e.g. cuda)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="3 rounds after 1 warm-up step (a smoke test, not figures)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup = 3, 1
     try:
         import snntorch  # noqa: F401
     except ImportError:
@@ -255,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     results = [measure(builders[name](), args.repeats, args.warmup) for name in args.workloads]
     print(_table(results, args.threads, malloc, args.device))
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": "torch_train", "torch": torch.__version__, "device": args.device, "threads": args.threads, "malloc": malloc,
-               "machine": platform.platform(), "processor": platform.processor(), "results": results}
+    payload = {"benchmark": "torch_train", "environment": provenance(), "device": args.device, "threads": args.threads,
+               "malloc": malloc, "results": results}
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {out}")
     return 0
