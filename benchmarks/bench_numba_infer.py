@@ -189,6 +189,8 @@ def interleaved_medians(rows: list[dict], repeats: int) -> None:
     """Median (and minimum) time per unit of each row, one repetition of every row per round. A
     ``warm`` row (streaming) is run once untimed right before each timed repetition: a real-time
     loop streams from caches its own steps keep warm, not from caches the other peers just used."""
+    if not rows:  # e.g. no onnxruntime rounds with one thread
+        return
     for row in rows:
         row["run"]()  # warm-up
     samples: list[list[float]] = [[] for _ in rows]
