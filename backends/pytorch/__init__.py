@@ -32,7 +32,8 @@ from .losses import (
 from .memory import saved_bytes
 from .model import TorchModel
 from .rules import RULES
-from .training import History, evaluate, fit, load_checkpoint, save_checkpoint
+from .checkpoints import History, checkpoint_epochs, load_checkpoint, save_checkpoint
+from .training import TrainingDiverged, evaluate, fit
 
 
 class TorchBackend:
@@ -81,6 +82,8 @@ __all__ = [
     "History",
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_epochs",
+    "TrainingDiverged",
     "mse_count_loss",
     "ce_count_loss",
     "ce_rate_loss",

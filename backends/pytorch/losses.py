@@ -60,11 +60,14 @@ def one_hot_targets(targets: torch.Tensor, classes: int, on: float, off: float, 
     return one_hot * on + (one_hot == 0).to(dtype) * off
 
 
-def population_counts(spikes: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Spike counts ``[B, num_classes]`` of consecutive groups of ``C / num_classes`` output neurons."""
+def population_counts(spikes: torch.Tensor, num_classes: int, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Spike counts ``[B, num_classes]`` of consecutive groups of ``C / num_classes`` output neurons
+    (``targets``, if given, must name classes below ``num_classes``)."""
     steps, batch, outputs = spikes.shape
     if not num_classes or outputs % num_classes:
         raise InputError(f"a population code needs num_classes dividing the {outputs} outputs, found {num_classes!r}")
+    if targets is not None and targets.numel() and int(targets.max()) >= num_classes:
+        raise InputError(f"target class {int(targets.max())} does not exist in a population code of num_classes={num_classes}")
     return spikes.reshape(steps, batch, num_classes, outputs // num_classes).sum(-1).sum(0)
 
 
@@ -120,7 +123,7 @@ class mse_count_loss(LossFunction):  # noqa: N801 - snnTorch's name
         if self.population_code:
             per_class = outputs / self.num_classes if self.num_classes else 0
             on, off = int(steps * self.correct_rate * per_class), int(steps * self.incorrect_rate * per_class)
-            counts, classes = population_counts(spikes, self.num_classes), self.num_classes
+            counts, classes = population_counts(spikes, self.num_classes, targets), self.num_classes
         else:
             on, off = int(steps * self.correct_rate), int(steps * self.incorrect_rate)
             counts, classes = spikes.sum(0), outputs
@@ -138,7 +141,7 @@ class ce_count_loss(LossFunction):  # noqa: N801
         self.population_code, self.num_classes = population_code, num_classes
 
     def compute(self, spikes, targets):
-        counts = population_counts(spikes, self.num_classes) if self.population_code else spikes.sum(0)
+        counts = population_counts(spikes, self.num_classes, targets) if self.population_code else spikes.sum(0)
         return self._nll(F.log_softmax(counts, dim=-1), targets)
 
 
@@ -197,7 +200,7 @@ class mse_membrane_loss(LossFunction):  # noqa: N801
 def accuracy_rate(spikes: torch.Tensor, targets: torch.Tensor, population_code: bool = False, num_classes: int | bool = False) -> float:
     """Fraction of samples whose most active output (first on ties) is the target class."""
     _check(spikes, targets, "accuracy_rate")
-    counts = population_counts(spikes, num_classes) if population_code else spikes.sum(0)
+    counts = population_counts(spikes, num_classes, targets) if population_code else spikes.sum(0)
     if counts.shape[0] == 0:
         return float("nan")
     return float((counts.max(1).indices.cpu() == targets.cpu().long()).double().mean())

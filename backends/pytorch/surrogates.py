@@ -23,6 +23,7 @@ autograd function for the step-by-step paths (recurrent groups, streaming) and t
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -33,57 +34,47 @@ from snnir.ir.surrogate import Surrogate
 SurrogateBackward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _atan(alpha: float) -> SurrogateBackward:
-    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        # snnTorch: alpha/2 / (1 + (π/2·alpha·z)²) · grad; the reciprocal form rounds alike for alpha = 2.
-        return z.mul_(math.pi / 2 * alpha).pow_(2).add_(1).reciprocal_().mul_(alpha / 2).mul_(grad)
-
-    return backward
-
-
-def _fast_sigmoid(slope: float) -> SurrogateBackward:
-    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        denominator = z.abs_().mul_(slope).add_(1.0).pow_(2)
-        return torch.div(grad, denominator, out=denominator)
-
-    return backward
+# Each backward takes the surrogate's parameters first, then (z, grad); surrogate_backward binds the
+# parameters with functools.partial, which (unlike a closure) pickles: torch.save of a model works.
+def _atan(alpha: float, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    # snnTorch: alpha/2 / (1 + (π/2·alpha·z)²) · grad; the reciprocal form rounds alike for alpha = 2.
+    return z.mul_(math.pi / 2 * alpha).pow_(2).add_(1).reciprocal_().mul_(alpha / 2).mul_(grad)
 
 
-def _sigmoid(slope: float) -> SurrogateBackward:
+def _fast_sigmoid(slope: float, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    denominator = z.abs_().mul_(slope).add_(1.0).pow_(2)
+    return torch.div(grad, denominator, out=denominator)
+
+
+def _sigmoid(slope: float, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     # snnTorch's formula and operation order, bit for bit where it is finite. Once (e^(−slope·z) + 1)²
     # overflows (slope·z < −44 in float32) snnTorch's quotient is ±0, or inf/inf = NaN where the numerator
     # overflows too (slope·z < −88 for |grad| ≈ 1: z < −3.5 at the default slope). Here it is ±0 wherever
     # the denominator overflows, as snnTorch's finite neighbours (NaN only if grad is).
-    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        decay = z.mul_(-slope).exp_()  # e^(−slope·z), as snnTorch orders it: (−slope)·z
-        denominator = (decay + 1) ** 2
-        result = grad * slope * decay / denominator
-        return torch.where(denominator.isinf(), grad * 0, result)
-
-    return backward
+    decay = z.mul_(-slope).exp_()  # e^(−slope·z), as snnTorch orders it: (−slope)·z
+    denominator = (decay + 1) ** 2
+    result = grad * slope * decay / denominator
+    return torch.where(denominator.isinf(), grad * 0, result)
 
 
-def _triangular(threshold: float) -> SurrogateBackward:
-    def backward(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        scaled = grad * threshold
-        return torch.where(z >= 0, -scaled, scaled)
-
-    return backward
+def _triangular(threshold: float, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    scaled = grad * threshold
+    return torch.where(z >= 0, -scaled, scaled)
 
 
-def _straight_through() -> SurrogateBackward:
-    return lambda z, grad: grad.clone()
+def _straight_through(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    return grad.clone()
 
 
-def _spike_rate_escape(beta: float, slope: float) -> SurrogateBackward:
-    return lambda z, grad: grad * slope * z.sub_(1).abs_().mul_(-beta).exp_()
+def _spike_rate_escape(beta: float, slope: float, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    return grad * slope * z.sub_(1).abs_().mul_(-beta).exp_()
 
 
-def _heaviside() -> SurrogateBackward:
-    return lambda z, grad: grad * (z > 0).to(grad.dtype)
+def _heaviside(z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    return grad * (z > 0).to(grad.dtype)
 
 
-_FACTORIES: dict[str, Callable[..., SurrogateBackward]] = {
+_BACKWARDS: dict[str, Callable[..., torch.Tensor]] = {
     "atan": _atan,
     "fast_sigmoid": _fast_sigmoid,
     "sigmoid": _sigmoid,
@@ -99,7 +90,7 @@ def surrogate_backward(spec: Surrogate) -> SurrogateBackward:
 
     ``z`` is scratch: the function may overwrite it (callers pass a temporary), never ``grad``.
     """
-    return _FACTORIES[spec.name](*(value for _, value in spec.params))
+    return functools.partial(_BACKWARDS[spec.name], *(value for _, value in spec.params))
 
 
 class Spike(torch.autograd.Function):

@@ -19,7 +19,9 @@
   validation results, and ``on_epoch(row)`` receives each epoch's row as soon as it is done.
 
 Under ``torch.distributed`` with numpy data, every rank draws the same permutation and trains on its
-own share of each batch; DDP averages the gradients. Only rank 0 shows progress and writes checkpoints.
+own share of each batch; DDP averages the gradients. Only rank 0 shows progress and writes checkpoints;
+``on_epoch`` runs on every rank (a scheduler stepped there steps every replica). A loss that is not
+finite stops fit with :class:`TrainingDiverged` before the optimizer step.
 """
 
 from __future__ import annotations
@@ -27,17 +29,21 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from snnir.errors import FormatError, InputError
-from snnir.formats.atomic import atomic_write
+from snnir.errors import InputError, SnnirError
 
+from .checkpoints import History, unwrap, checkpoint_epochs, load_checkpoint, save_checkpoint
 from .losses import accuracy_rate, make_loss
+
+class TrainingDiverged(SnnirError, FloatingPointError):
+    """The loss of a batch is NaN or infinite: :func:`fit` stops before that batch's optimizer step, so the
+    weights stay those of the last finite step (and the last checkpoint stands)."""
+
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -47,53 +53,15 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
-@dataclass
-class History:
-    """Per-epoch results: ``epochs[i]`` holds epoch, loss, accuracy, time (s) and val_loss/val_accuracy."""
-
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-
-    def _column(self, key: str) -> list:
-        return [row.get(key) for row in self.epochs]
-
-    @property
-    def loss(self) -> list[float]:
-        return self._column("loss")
-
-    @property
-    def accuracy(self) -> list[float | None]:
-        return self._column("accuracy")
-
-    @property
-    def time(self) -> list[float]:
-        return self._column("time")
-
-    @property
-    def val_loss(self) -> list[float | None]:
-        return self._column("val_loss")
-
-    @property
-    def val_accuracy(self) -> list[float | None]:
-        return self._column("val_accuracy")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epochs": [dict(row) for row in self.epochs]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> History:
-        return cls([dict(row) for row in data.get("epochs", [])])
-
-
 # -- pieces ---------------------------------------------------------------------------------------
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
 def _torch_model(model: Any) -> torch.nn.Module:
     """The compiled torch model inside ``model`` (itself or a DDP wrapper); other objects are an error."""
     from .model import TorchModel
 
-    compiled = _unwrap(model)
+    compiled = unwrap(model)
+    if hasattr(compiled, "_orig_mod"):  # torch.compile's wrapper
+        raise InputError("fit and evaluate take the snnir model itself, not a torch.compile wrapper: they call it chunk by "
+                         "chunk with states (pass model._orig_mod)")
     if not isinstance(compiled, TorchModel):
         raise InputError(f"fit and evaluate take a model of the torch backend, snnir.compile(graph, \"torch\"); "
                          f"found {type(compiled).__name__}")
@@ -106,8 +74,18 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def _shards(model: torch.nn.Module) -> tuple[int, int]:
+    """``(rank, world size)`` to cut array data by: a DistributedDataParallel model trains (or is scored) on
+    its rank's share of every batch; any other model sees all of it, even inside a process group."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return _distributed()
+    return 0, 1
+
+
 def make_optimizer(spec: Any, parameters: Iterable[torch.nn.Parameter], lr: float | None, options: Mapping | None) -> torch.optim.Optimizer:
     """An optimizer from an instance (used as is), a class, or a name in :data:`OPTIMIZERS`."""
+    if isinstance(spec, torch.optim.LBFGS) or (isinstance(spec, type) and issubclass(spec, torch.optim.LBFGS)):
+        raise InputError("optimizers that re-evaluate the loss through a closure (LBFGS) are not supported by fit")
     if isinstance(spec, torch.optim.Optimizer):
         return spec
     if isinstance(spec, str):
@@ -118,18 +96,24 @@ def make_optimizer(spec: Any, parameters: Iterable[torch.nn.Parameter], lr: floa
         raise InputError(f"optimizer must be a name, an Optimizer class or instance, found {spec!r}")
     arguments = dict(options or {})
     if lr is not None:
-        arguments["lr"] = lr
+        arguments.setdefault("lr", lr)  # an lr in optimizer_options wins over the lr argument
     try:
         return spec(parameters, **arguments)
     except (ValueError, TypeError) as error:  # torch's own checks: a negative lr, an unknown option...
         raise InputError(f"optimizer {spec.__name__}({', '.join(f'{k}={v!r}' for k, v in arguments.items())}): {error}") from None
 
 
+#: what snnTorch's own loss objects (snntorch.functional) read, for fit given one of them
+SNNTORCH_LOSS_READS = {"ce_max_membrane_loss": "membrane", "mse_membrane_loss": "membrane", "mse_count_loss": "spikes",
+                       "ce_count_loss": "spikes", "ce_rate_loss": "spikes", "mse_temporal_loss": "spikes",
+                       "ce_temporal_loss": "spikes"}
+
+
 def pick_output(graph, loss: Any, output: str | None) -> str:
     """The output the loss reads: ``output`` if given, else the first recording what the loss expects
     (``loss.expects``: "spikes" or "membrane"; a loss without it takes the first spike output, or the
     first output). A loss of snnir's given an output of the other kind is an error, not a silent fit."""
-    expects = getattr(loss, "expects", None)
+    expects = getattr(loss, "expects", None) or SNNTORCH_LOSS_READS.get(type(loss).__name__)
     kinds = {name: "spikes" if _spiking(graph, name) else "membrane" for name in graph.outputs}
     if output is not None:
         if output not in graph.outputs:
@@ -149,11 +133,14 @@ def pick_output(graph, loss: Any, output: str | None) -> str:
                      f"add such an output or use {other}")
 
 
-def _accuracy(recording: torch.Tensor, targets: torch.Tensor, spiking: bool) -> float:
-    """Spike-count accuracy for spikes, maximum-over-time for membranes and other values."""
-    if spiking:
-        return accuracy_rate(recording, targets)
-    return float((recording.max(0).values.argmax(-1).cpu() == targets.cpu()).double().mean())
+def _scorer(loss: Any, spiking: bool) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """The accuracy of a recording: spike counts for spikes (per population when the loss uses a
+    population code, as snnTorch's ``accuracy_rate(population_code=True, num_classes=...)``), the
+    maximum over time for membranes and other values."""
+    if not spiking:
+        return lambda recording, targets: float((recording.max(0).values.argmax(-1).cpu() == targets.cpu()).double().mean())
+    population, classes = getattr(loss, "population_code", False), getattr(loss, "num_classes", False)
+    return lambda recording, targets: accuracy_rate(recording, targets, population, classes)
 
 
 def _batch_axis(graph, name: str) -> int:
@@ -171,7 +158,8 @@ def _take(graph, x: Any, index: np.ndarray, raw: bool) -> Any:
     return one(graph.inputs[0], x)
 
 
-def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Generator | None, raw: bool):
+def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Generator | None, raw: bool,
+             shards: tuple[int, int] = (0, 1)):
     """Yield ``(x, y)`` batches; numpy/tensor pairs are cut here (along axis 0 for ``raw`` data that an
     encoder turns into the model's input, else along each input's batch axis), anything else is iterated."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -191,9 +179,12 @@ def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Ge
     y = _labels(y, count, "data")
     count = len(y)
     order = rng.permutation(count) if shuffle and rng is not None else np.arange(count)
-    rank, world = _distributed()
+    rank, world = shards
     for start in range(0, count, batch_size):
-        index = order[start : start + batch_size][rank::world]
+        index = order[start : start + batch_size]
+        if len(index) < world:  # every rank needs a sample (DDP's collectives); repeat some, as DistributedSampler pads
+            index = np.resize(index, world)
+        index = index[rank::world]
         yield _take(graph, x, index, raw), torch.as_tensor(np.asarray(y)[index] if not isinstance(y, torch.Tensor) else y[index])
 
 
@@ -279,59 +270,10 @@ def _to(x: Any, device: torch.device, batch: int) -> Any:
     return moved if isinstance(x, Mapping) else moved[""]
 
 
-# -- checkpoints ------------------------------------------------------------------------------------
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    epoch: int, history: History, rng: np.random.Generator | None = None) -> None:
-    """Write model, optimizer, epoch, history and RNG states atomically (never a partial file)."""
-    payload = {
-        "format": "snnir-torch-checkpoint",
-        "version": 1,
-        "epoch": epoch,
-        "model": _unwrap(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "history": history.to_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "numpy_rng": None if rng is None else rng.bit_generator.state,
-    }
-    atomic_write(path, lambda handle: torch.save(payload, handle))
-
-
-def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a format error
-        raise FormatError(f"{path}: not a readable snnir torch checkpoint ({error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != "snnir-torch-checkpoint":
-        raise FormatError(f"{path}: not an snnir torch checkpoint")
-    return payload
-
-
-def checkpoint_epochs(path: str | os.PathLike) -> int:
-    """How many epochs the checkpoint at ``path`` holds (``fit(..., resume=True)`` continues after them)."""
-    return int(_read_checkpoint(path)["epoch"]) + 1
-
-
-def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    rng: np.random.Generator | None = None) -> tuple[int, History]:
-    """Restore what :func:`save_checkpoint` wrote; returns ``(epoch, history)``."""
-    payload = _read_checkpoint(path)
-    try:
-        _unwrap(model).load_state_dict(payload["model"])
-    except RuntimeError as error:
-        detail = " ".join(str(error).split())  # torch lists every key on its own lines
-        detail = detail if len(detail) <= 240 else detail[:240] + "..."
-        raise FormatError(f"{path}: the checkpoint does not fit this model: {detail}") from None
-    if optimizer is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["torch_rng"])
-    if rng is not None and payload["numpy_rng"] is not None:
-        rng.bit_generator.state = payload["numpy_rng"]
-    return int(payload["epoch"]), History.from_dict(payload["history"])
-
-
 # -- loops ------------------------------------------------------------------------------------------
-def _train_batch(model, graph, x, y, loss_fn, optimizer, output, spiking, tbptt):
-    """One batch: full BPTT, or truncated BPTT with an optimizer step per chunk; returns (loss, accuracy)."""
+def _train_batch(model, graph, x, y, loss_fn, optimizer, output, score, tbptt, where: str):
+    """One batch: full BPTT, or truncated BPTT with an optimizer step per chunk; returns (loss, accuracy).
+    A loss that is not finite raises :class:`TrainingDiverged` before its optimizer step."""
     steps = _steps_of(graph, x)
     chunk = tbptt or steps
     state, losses, pieces = None, [], []
@@ -339,13 +281,29 @@ def _train_batch(model, graph, x, y, loss_fn, optimizer, output, spiking, tbptt)
         stop = min(start + chunk, steps)
         outputs, state = model(_chunk(graph, x, start, stop), stop - start, state=state, return_state=True)
         loss = loss_fn(outputs[output], y)
+        value = float(loss.detach())  # the one synchronisation per chunk, which the history needs anyway
+        if not math.isfinite(value):
+            chunk_note = f" (steps {start}..{stop - 1})" if chunk < steps else ""
+            raise TrainingDiverged(f"{where}{chunk_note}: the loss is {value}; training diverged (a lower lr may help). "
+                                   "The weights are those before this step")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         state = _detach(state)
-        losses.append(float(loss.detach()))
+        losses.append(value)
         pieces.append(outputs[output].detach())
-    return float(np.mean(losses)), _accuracy(torch.cat(pieces), y, spiking)
+    return float(np.mean(losses)), score(torch.cat(pieces), y)
+
+
+def _check_training_setup(model: torch.nn.Module, loss_fn: Any, data: Any, epochs_left: int) -> None:
+    """Mistakes that would otherwise surface as torch errors mid-epoch, or as epochs that train on nothing."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise InputError("no parameter of the model requires a gradient: nothing to train")
+    if getattr(loss_fn, "reduction", "mean") == "none":
+        raise InputError("fit needs a loss that reduces to one number per batch: reduction='mean' or 'sum', not 'none'")
+    if epochs_left > 1 and not isinstance(data, tuple) and iter(data) is data:
+        raise InputError(f"data is a one-shot iterator ({type(data).__name__}), which would be empty after the first of "
+                         f"{epochs_left} epochs; pass arrays, a list of batches or a DataLoader")
 
 
 def fit(
@@ -379,23 +337,28 @@ def fit(
     loss_fn = make_loss(loss)
     opt = make_optimizer(optimizer, model.parameters(), lr, optimizer_options)
     output = pick_output(graph, loss_fn, output)
-    spiking = _spiking(graph, output)
+    score = _scorer(loss_fn, _spiking(graph, output))
     rng = np.random.default_rng(seed)
     history, first_epoch = History(), 0
     rank, _ = _distributed()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         first_epoch, history = load_checkpoint(checkpoint, model, opt, rng)
         first_epoch += 1
+    _check_training_setup(model, loss_fn, data, epochs - first_epoch)
     for epoch in range(first_epoch, epochs):
         model.train()
         started = time.perf_counter()
         losses, accuracies, sizes = [], [], []
-        batches = tqdm(_batches(graph, data, batch_size, shuffle, rng, encode is not None), desc=f"epoch {epoch + 1}/{epochs}",
-                       total=_batch_count(data, batch_size), disable=not progress or rank != 0, leave=False)
+        batches = tqdm(_batches(graph, data, batch_size, shuffle, rng, encode is not None, _shards(model)),
+                       desc=f"epoch {epoch + 1}/{epochs}", total=_batch_count(data, batch_size),
+                       disable=not progress or rank != 0, leave=False)
         for number, (x, y) in enumerate(batches):
+            if len(y) == 0:  # an empty batch from an iterable: nothing to learn from, and its mean loss is NaN
+                continue
             x = _to(encode(x) if encode is not None else x, compiled.device, number)
             y = torch.as_tensor(y).to(compiled.device).long()
-            batch_loss, batch_accuracy = _train_batch(model, graph, x, y, loss_fn, opt, output, spiking, tbptt)
+            where = f"epoch {epoch + 1}, batch {number}"
+            batch_loss, batch_accuracy = _train_batch(model, graph, x, y, loss_fn, opt, output, score, tbptt, where)
             losses.append(batch_loss)
             accuracies.append(batch_accuracy)
             sizes.append(len(y))
@@ -408,7 +371,7 @@ def fit(
         history.epochs.append(row)
         if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, model, opt, epoch, history, rng)
-        if on_epoch is not None and rank == 0:
+        if on_epoch is not None:  # on every rank: a scheduler stepped here must step on all replicas
             on_epoch(row)
     return history
 
@@ -420,19 +383,22 @@ def evaluate(model: torch.nn.Module, data: Any, *, loss: Any = None, output: str
     graph = compiled.graph
     loss_fn = None if loss is None else make_loss(loss)
     output = pick_output(graph, loss_fn, output)
-    spiking = _spiking(graph, output)
+    score = _scorer(loss_fn, _spiking(graph, output))
     was_training = model.training
     model.eval()
     losses, accuracies, sizes = [], [], []
+    batches = _batches(graph, data, batch_size, False, None, encode is not None, _shards(model))
     try:
         with torch.no_grad():
-            for number, (x, y) in enumerate(tqdm(_batches(graph, data, batch_size, False, None, encode is not None), desc="evaluate", disable=not progress, leave=False)):
+            for number, (x, y) in enumerate(tqdm(batches, desc="evaluate", disable=not progress, leave=False)):
+                if len(y) == 0:
+                    continue
                 x = _to(encode(x) if encode is not None else x, compiled.device, number)
                 y = torch.as_tensor(y).to(compiled.device).long()
                 recording = model(x)[output]
                 if loss_fn is not None:
                     losses.append(float(loss_fn(recording, y)))
-                accuracies.append(_accuracy(recording, y, spiking))
+                accuracies.append(score(recording, y))
                 sizes.append(len(y))
     finally:
         model.train(was_training)
@@ -453,4 +419,4 @@ def _mean(values: list[float], sizes: list[int]) -> float | None:
     return None if math.isnan(value) else value
 
 
-__all__ = ["fit", "evaluate", "History", "save_checkpoint", "load_checkpoint", "checkpoint_epochs", "make_optimizer", "pick_output", "OPTIMIZERS"]
+__all__ = ["fit", "evaluate", "History", "TrainingDiverged", "save_checkpoint", "load_checkpoint", "checkpoint_epochs", "make_optimizer", "pick_output", "OPTIMIZERS"]

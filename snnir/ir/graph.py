@@ -136,6 +136,11 @@ class Graph:
         object.__setattr__(self, "edges", tuple(_as_edge(e) for e in self.edges))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
+    def __reduce__(self) -> tuple:
+        """Pickle and copy through the constructor (the metadata's read-only view does not pickle), so that
+        ``copy.deepcopy`` and ``pickle`` work on graphs and on the models that hold them."""
+        return (Graph, (dict(self.nodes), self.edges, self.time, self.name, dict(self.metadata)))
+
     # -- structure ------------------------------------------------------------------------------
     @cached_property
     def inputs(self) -> tuple[str, ...]:

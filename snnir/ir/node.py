@@ -150,6 +150,12 @@ class Node:
         """What an Output or a probe may record of this node."""
         return ("value",) + (("spikes",) if self.spiking else ()) + self.state_variables
 
+    def __reduce__(self) -> tuple:
+        """Pickle and copy through the constructor, which checks and freezes the arrays again (a copy made
+        from the instance's ``__dict__`` would hold writable arrays)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return (_rebuild, (type(self), values))
+
     def replace(self, **changes: Any) -> Node:
         """A copy with some fields changed (nodes are immutable)."""
         return dataclasses.replace(self, **changes)
@@ -194,4 +200,10 @@ class Node:
         return f"{self.kind}({self.describe(include_training=True)})"
 
 
+def _rebuild(kind: type[Node], values: dict[str, Any]) -> Node:
+    """A node of ``kind`` from its field values (:meth:`Node.__reduce__`)."""
+    return kind(**values)
+
+
 __all__ = ["Node", "Shape"]
+

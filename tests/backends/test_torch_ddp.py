@@ -3,7 +3,9 @@
 Each rank sees different data. After ``backward`` through DistributedDataParallel the gradients must
 equal the average of the two ranks' local gradients, identically on both ranks; after several
 optimizer steps of :func:`fit` (which gives each rank its share of every batch) both replicas must
-hold bit-identical parameters.
+hold bit-identical parameters, a scheduler stepped in ``on_epoch`` must have stepped on both ranks, an
+empty share of the last batch must not void a rank's history, and ``evaluate`` must split the data by
+rank only for a DDP model.
 """
 
 import json
@@ -27,7 +29,7 @@ def _worker(rank, world, store, report):
 
     import snnir
     from snnir import LIF, Linear, Sequential
-    from snnir.backends.pytorch import fit, mse_count_loss
+    from snnir.backends.pytorch import evaluate, fit, mse_count_loss
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
@@ -59,13 +61,21 @@ def _worker(rank, world, store, report):
                 "nonzero": bool(shared.grad.abs().sum() > 0),
                 "ranks_differ_locally": not torch.equal(local_grads[0], local_grads[1]),
             }
-        data = np.random.default_rng(7).random((32, 6), dtype=np.float32) * 2
-        labels = np.arange(32) % 3
-        fit(ddp, (data, labels), epochs=2, batch_size=16, lr=0.01, progress=False)
+        # 33 samples in batches of 16: the last batch has one sample, and rank 1's share of it is empty
+        data = np.random.default_rng(7).random((33, 6), dtype=np.float32) * 2
+        labels = np.arange(33) % 3
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        history = fit(ddp, (data, labels), epochs=2, batch_size=16, optimizer=optimizer, progress=False,
+                      on_epoch=lambda row: schedule.step())  # on every rank, so the replicas stay alike
         same = all(all(torch.equal(p, q) for q in gathered(p.detach())) for p in model.parameters())
+        rates = gathered(torch.tensor([optimizer.param_groups[0]["lr"]]))
+        finite = gathered(torch.tensor([float(all(v is not None for v in history.loss + history.accuracy))]))
+        seen = {"plain": evaluate(model, (data, labels))["samples"], "ddp": evaluate(ddp, (data, labels))["samples"]}
         if rank == 0:
             with open(report, "w") as handle:
-                json.dump({"checks": checks, "replicas_identical_after_fit": same}, handle)
+                json.dump({"checks": checks, "replicas_identical_after_fit": same, "learning_rates": [float(r) for r in rates],
+                           "histories_finite": [bool(f) for f in finite], "samples_evaluated": seen}, handle)
         dist.barrier()  # neither rank tears gloo down while the other may still be talking to it
     finally:
         dist.destroy_process_group()
@@ -94,6 +104,9 @@ def test_two_process_ddp_averages_gradients_and_keeps_replicas_identical(tmp_pat
         assert check["nonzero"], f"{name}: zero gradient, the check would be vacuous"
     assert any(check["ranks_differ_locally"] for check in result["checks"].values()), "both ranks saw the same data"
     assert result["replicas_identical_after_fit"]
+    assert result["learning_rates"] == pytest.approx([0.0125, 0.0125]), "on_epoch must run on every rank (a scheduler stepped there)"
+    assert result["histories_finite"] == [True, True], "an empty share of the last batch must not void the epoch"
+    assert result["samples_evaluated"] == {"plain": 33, "ddp": 17}, "only a DDP model is scored on its rank's share"
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def _resume_note(checkpoint, epochs: int) -> str:
     """Where ``--resume`` starts: after the checkpoint's epochs, or from scratch without one."""
     if not checkpoint.exists():
         return f"no checkpoint at {checkpoint} yet: starting from epoch 1 (it is written after every epoch)"
-    from ...backends.pytorch.training import checkpoint_epochs
+    from ...backends.pytorch import checkpoint_epochs
 
     done = checkpoint_epochs(checkpoint)
     if done >= epochs:
