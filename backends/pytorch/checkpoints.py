@@ -92,6 +92,17 @@ def checkpoint_epochs(path: str | os.PathLike) -> int:
     return int(_read_checkpoint(path)["epoch"]) + 1
 
 
+def _check_model_fits(path: str | os.PathLike, current: Mapping[str, Any], saved: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint of another model before anything is loaded: its entries and their shapes."""
+    missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
+    reshaped = [f"{key} {list(saved[key].shape)} (here {list(current[key].shape)})"
+                for key in current if key in saved and tuple(saved[key].shape) != tuple(current[key].shape)]
+    problems = [f"{what}: {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}"
+                for what, items in (("missing", missing), ("unexpected", unexpected), ("other shapes", reshaped)) if items]
+    if problems:
+        raise FormatError(f"{path}: the checkpoint does not fit this model; {'; '.join(problems)}")
+
+
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     rng: np.random.Generator | None = None) -> tuple[int, History]:
     """Restore what :func:`save_checkpoint` wrote; returns ``(epoch, history)``."""
@@ -100,6 +111,7 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
     if optimizer is not None and saved_class not in (None, type(optimizer).__name__):
         raise FormatError(f"{path}: the checkpoint holds the state of a {saved_class} optimizer, not of this "
                           f"{type(optimizer).__name__}; resume with the same optimizer (or train afresh)")
+    _check_model_fits(path, unwrap(model).state_dict(), payload["model"])
     if optimizer is not None:
         saved = [len(group["params"]) for group in payload["optimizer"].get("param_groups", [])]
         current = [len(group["params"]) for group in optimizer.state_dict()["param_groups"]]
