@@ -72,6 +72,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
         "optimizer_class": type(optimizer).__name__,
         "history": history.to_dict(),
         "torch_rng": torch.get_rng_state(),
+        # CUDA generators too (Dropout masks on a GPU), so that a resumed run repeats an uninterrupted one there
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
         "numpy_rng": None if rng is None else rng.bit_generator.state,
     }
     atomic_write(path, lambda handle: torch.save(payload, handle))
@@ -131,6 +133,8 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
             raise FormatError(f"{path}: the optimizer state does not fit this model's parameters ({error}); the model's "
                               "weights were loaded, the optimizer's state was not") from None
     torch.set_rng_state(payload["torch_rng"])
+    if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
     if rng is not None and payload["numpy_rng"] is not None:
         rng.bit_generator.state = payload["numpy_rng"]
     return int(payload["epoch"]), History.from_dict(payload["history"])

@@ -169,7 +169,9 @@ def _batches(graph, data: Any, batch_size: int, shuffle: bool, rng: np.random.Ge
             raise InputError(f"data: expected a pair (x, y) of arrays or an iterable of (x, y) batches, found {type(data).__name__}")
         for number, batch in enumerate(data):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-                raise InputError(f"data: batch {number} is not a pair (x, y), found {type(batch).__name__}")
+                hint = ("; a list is read as a sequence of batches: pass arrays as a tuple (x, y)"
+                        if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], (tuple, list)) else "")
+                raise InputError(f"data: batch {number} is not a pair (x, y), found {type(batch).__name__}{hint}")
             yield batch[0], _labels(batch[1], None, f"batch {number}")
         return
     x, y = data
@@ -295,6 +297,11 @@ def _train_batch(model, graph, x, y, loss_fn, optimizer, output, score, tbptt, w
     return float(np.mean(losses)), score(torch.cat(pieces), y)
 
 
+def _is_count(value: Any) -> bool:
+    """An integer (numpy's too), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_training_setup(model: torch.nn.Module, loss_fn: Any, data: Any, epochs_left: int) -> None:
     """Mistakes that would otherwise surface as torch errors mid-epoch, or as epochs that train on nothing."""
     if not any(p.requires_grad for p in model.parameters()):
@@ -330,10 +337,13 @@ def fit(
     """Train ``model`` on ``data`` for ``epochs`` epochs; returns the :class:`History` (see the module docstring)."""
     compiled = _torch_model(model)
     graph = compiled.graph
-    if not isinstance(epochs, int) or epochs < 0:
+    if not _is_count(epochs) or epochs < 0:
         raise InputError(f"epochs must be a non-negative integer, found {epochs!r}")
-    if tbptt is not None and (not isinstance(tbptt, int) or tbptt < 1):
+    if tbptt is not None and (not _is_count(tbptt) or tbptt < 1):
         raise InputError(f"tbptt must be a positive number of steps, found {tbptt!r}")
+    epochs, tbptt = int(epochs), None if tbptt is None else int(tbptt)
+    if isinstance(validation, tuple) and len(validation) == 2:  # its labels, now rather than after an epoch
+        _labels(validation[1], None, "validation")
     loss_fn = make_loss(loss)
     opt = make_optimizer(optimizer, model.parameters(), lr, optimizer_options)
     output = pick_output(graph, loss_fn, output)

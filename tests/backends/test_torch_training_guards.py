@@ -135,3 +135,15 @@ def test_graphs_and_models_copy_and_pickle(tmp_path):
         assert torch.equal(other(x)["spikes"], model(x)["spikes"])
     averaged = torch.optim.swa_utils.AveragedModel(model)  # needs deepcopy
     assert torch.equal(averaged.module(x)["spikes"], model(x)["spikes"])
+
+
+def test_argument_forms_and_early_checks():
+    x, y = _data()
+    history = fit(_model(), (x, y), epochs=np.int64(1), tbptt=np.int64(4), progress=False)
+    assert len(history.epochs) == 1
+    with pytest.raises(InputError, match="epochs must be a non-negative integer, found True"):
+        fit(_model(), (x, y), epochs=True, progress=False)
+    with pytest.raises(InputError, match=r"a list is read as a sequence of batches: pass arrays as a tuple \(x, y\)"):
+        fit(_model(), [x, y], progress=False)
+    with pytest.raises(InputError, match="validation: labels must be a vector"):  # before the first epoch trains
+        fit(_model(), (x, y), validation=(x, y[:, None]), progress=False)
