@@ -104,6 +104,7 @@ def test_resuming_with_another_optimizer_or_model_variant_loads_nothing(tmp_path
     assert all(torch.equal(weights[k], v) for k, v in fresh.state_dict().items())
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile imports torch.jit
 def test_optimizer_options_and_unsupported_setups():
     model = _model()
     fit(model, _data(), epochs=0, progress=False)  # nothing to do
