@@ -87,10 +87,6 @@ class TorchModel(nn.Module, CompiledModel):
         #: The sources of each layer's input, in edge order (the fan-in sum's), layers in topological order.
         self.fan_in = {name: [edge.src for edge in graph.incoming(name)] for name in self.keys}
         self._enable_events(event_driven)
-        integral = isinstance(chunk_steps, (int, np.integer)) and not isinstance(chunk_steps, bool)
-        if chunk_steps is not None and (not integral or chunk_steps < 1):
-            raise InputError(f"chunk_steps must be a positive integer or None, found {chunk_steps!r}")
-        #: Steps per time chunk; None chooses (see :func:`.execution.chunk_steps`).
         self.chunk_steps = chunk_steps
         self.register_buffer("anchor", torch.zeros((), dtype=dtype), persistent=False)
         self.recorded = [(name, graph.output_source(name), _variable(graph.nodes[name].record)) for name in graph.outputs]
@@ -225,6 +221,18 @@ class TorchModel(nn.Module, CompiledModel):
             raise InputError(f"inputs disagree on the batch size: {batches}")
         steps = self._steps(num_steps, steps_seen)
         return tensors, steps
+
+    @property
+    def chunk_steps(self) -> int | None:
+        """Steps per time chunk; None chooses (see :func:`.execution.chunk_steps`). Settable, checked."""
+        return self._chunk_steps
+
+    @chunk_steps.setter
+    def chunk_steps(self, value: int | None) -> None:
+        integral = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if value is not None and (not integral or value < 1):
+            raise InputError(f"chunk_steps must be a positive integer or None, found {value!r}")
+        self._chunk_steps = None if value is None else int(value)
 
     def _steps(self, num_steps, steps_seen: dict[str, int]) -> int:
         if num_steps is not None:

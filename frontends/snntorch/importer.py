@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnir.errors import GraphError
+from snnir.errors import GraphError, ShapeError, add_note
 from snnir.ir.graph import Graph, TimeSpec
 from snnir.ir.io import ENCODINGS
 
@@ -136,11 +136,16 @@ def from_snntorch(
     time = TimeSpec(num_steps, dt)
     name = name or type(module).__name__.lower()
     probe = make_probe(shape, time, encoding, int(batch_size), seed, module_device(module))
-    if _is_sequential(module):
-        graph = convert_sequential(module, shape, time.num_steps, time.dt, encoding, name)
-        returned = _sequential_returns(graph, module, probe, time, encoding) if check else []
-    else:
-        graph, returned = convert_traced(module, probe, shape, time, encoding, name)
+    try:
+        if _is_sequential(module):
+            graph = convert_sequential(module, shape, time.num_steps, time.dt, encoding, name)
+            returned = _sequential_returns(graph, module, probe, time, encoding) if check else []
+        else:
+            graph, returned = convert_traced(module, probe, shape, time, encoding, name)
+    except ShapeError as error:
+        if len(shape) > 1:  # a common slip: the batch axis included in input_shape
+            add_note(error, f"input_shape={shape} is the shape of one sample, without the batch axis")
+        raise
     if check:
         check_conversion(graph, probe, returned)
     return graph

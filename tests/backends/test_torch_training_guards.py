@@ -148,3 +148,12 @@ def test_argument_forms_and_early_checks():
         fit(_model(), [x, y], progress=False)
     with pytest.raises(InputError, match="validation: labels must be a vector"):  # before the first epoch trains
         fit(_model(), (x, y), validation=(x, y[:, None]), progress=False)
+
+
+def test_chunk_steps_set_after_compiling_is_checked():
+    model = _model()
+    model.chunk_steps = np.int64(2)
+    assert model.chunk_steps == 2
+    for bad in (0, -3, 2.5, "4", True):
+        with pytest.raises(InputError, match="chunk_steps must be a positive integer or None"):
+            model.chunk_steps = bad

@@ -184,3 +184,10 @@ def test_convolutions_that_pad_symmetrically_with_zeros_convert(conv):
         expected = torch.stack([net(x)[1] for _ in range(3)]).numpy()  # snnTorch's membranes
     found = snnir.compile(graph, "reference").run(x.numpy())["membrane"]
     np.testing.assert_allclose(found, expected, atol=1e-5, rtol=0)
+
+
+def test_an_input_shape_with_the_batch_axis_gets_a_note():
+    net = nn.Sequential(nn.Linear(10, N), snn.Leaky(0.9, init_hidden=True, output=True))
+    with pytest.raises(snnir.errors.ShapeError, match=r"Sequential\[0\] \(Linear\): Linear expects a flat input") as error:
+        from_snntorch(net, (3, 10), 5)
+    assert error.value.__notes__ == ["input_shape=(3, 10) is the shape of one sample, without the batch axis"]
