@@ -19,9 +19,10 @@
   validation results, and ``on_epoch(row)`` receives each epoch's row as soon as it is done.
 
 Under ``torch.distributed`` with numpy data, every rank draws the same permutation and trains on its
-own share of each batch; DDP averages the gradients. Only rank 0 shows progress and writes checkpoints;
-``on_epoch`` runs on every rank (a scheduler stepped there steps every replica). A loss that is not
-finite stops fit with :class:`TrainingDiverged` before the optimizer step.
+own share of each batch; DDP averages the gradients, and the reported figures are reduced over the ranks.
+Only rank 0 shows progress and writes checkpoints; ``on_epoch`` runs on every rank (a scheduler stepped
+there steps every replica). A loss that is not finite (on any rank) stops fit with
+:class:`TrainingDiverged` before the optimizer step.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -284,10 +286,10 @@ def _train_batch(model, graph, x, y, loss_fn, optimizer, output, score, tbptt, w
         outputs, state = model(_chunk(graph, x, start, stop), stop - start, state=state, return_state=True)
         loss = loss_fn(outputs[output], y)
         value = float(loss.detach())  # the one synchronisation per chunk, which the history needs anyway
-        if not math.isfinite(value):
+        if not _all_finite(model, value, loss.device):
             chunk_note = f" (steps {start}..{stop - 1})" if chunk < steps else ""
-            raise TrainingDiverged(f"{where}{chunk_note}: the loss is {value}; training diverged (a lower lr may help). "
-                                   "The weights are those before this step")
+            raise TrainingDiverged(f"{where}{chunk_note}: the loss is {value} on this rank (or another's is not "
+                                   "finite); training diverged (a lower lr may help). The weights are those before this step")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -295,6 +297,17 @@ def _train_batch(model, graph, x, y, loss_fn, optimizer, output, score, tbptt, w
         losses.append(value)
         pieces.append(outputs[output].detach())
     return float(np.mean(losses)), score(torch.cat(pieces), y)
+
+
+def _all_finite(model: torch.nn.Module, value: float, device: torch.device) -> bool:
+    """Whether the loss is finite, on every rank of a DDP model: all ranks must stop together, or the others
+    would wait in backward's all-reduce for the one that stopped."""
+    finite = math.isfinite(value)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        flag = torch.tensor([0.0 if finite else 1.0], device=device)
+        torch.distributed.all_reduce(flag)
+        finite = float(flag) == 0.0
+    return finite
 
 
 def _is_count(value: Any) -> bool:
@@ -308,7 +321,7 @@ def _check_training_setup(model: torch.nn.Module, loss_fn: Any, data: Any, epoch
         raise InputError("no parameter of the model requires a gradient: nothing to train")
     if getattr(loss_fn, "reduction", "mean") == "none":
         raise InputError("fit needs a loss that reduces to one number per batch: reduction='mean' or 'sum', not 'none'")
-    if epochs_left > 1 and not isinstance(data, tuple) and iter(data) is data:
+    if epochs_left > 1 and isinstance(data, Iterator):  # iter(data) would start a DataLoader's workers
         raise InputError(f"data is a one-shot iterator ({type(data).__name__}), which would be empty after the first of "
                          f"{epochs_left} epochs; pass arrays, a list of batches or a DataLoader")
 
@@ -373,7 +386,8 @@ def fit(
             accuracies.append(batch_accuracy)
             sizes.append(len(y))
             batches.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{batch_accuracy:.3f}")
-        row = {"epoch": epoch, "loss": _mean(losses, sizes), "accuracy": _mean(accuracies, sizes),
+        (mean_loss, mean_accuracy), _ = _means(model, compiled.device, sizes, losses, accuracies)
+        row = {"epoch": epoch, "loss": mean_loss, "accuracy": mean_accuracy,
                "time": time.perf_counter() - started}
         if validation is not None:
             scores = evaluate(model, validation, loss=loss_fn, output=output, batch_size=batch_size, encode=encode)
@@ -412,7 +426,8 @@ def evaluate(model: torch.nn.Module, data: Any, *, loss: Any = None, output: str
                 sizes.append(len(y))
     finally:
         model.train(was_training)
-    return {"loss": _mean(losses, sizes) if losses else None, "accuracy": _mean(accuracies, sizes), "samples": int(sum(sizes))}
+    (mean_loss, mean_accuracy), samples = _means(model, compiled.device, sizes, losses, accuracies)
+    return {"loss": mean_loss, "accuracy": mean_accuracy, "samples": samples}
 
 
 def _spiking(graph, output: str) -> bool:
@@ -420,13 +435,19 @@ def _spiking(graph, output: str) -> bool:
     return record == "spikes" or (record == "value" and graph.nodes[graph.output_source(output)].spiking)
 
 
-def _mean(values: list[float], sizes: list[int]) -> float | None:
-    """Sample-weighted mean (batches may differ in size)."""
-    total = sum(sizes)
-    if not values or total == 0:
-        return None
-    value = sum(v * s for v, s in zip(values, sizes)) / total
-    return None if math.isnan(value) else value
+def _means(model: torch.nn.Module, device: torch.device, sizes: list[int],
+           *columns: list[float]) -> tuple[list[float | None], int]:
+    """Sample-weighted means of per-batch values (batches may differ in size) and the sample count; for a
+    DDP model over every rank's batches, so that all ranks report (and schedulers stepped on them see) the
+    same figures. An empty column, or no sample, has no mean (None)."""
+    totals = [sum(v * s for v, s in zip(column, sizes)) for column in columns] + [sum(sizes)]
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        summed = torch.tensor(totals, dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(summed)
+        totals = summed.tolist()
+    count = int(totals[-1])
+    means = [total / count if column and count and not math.isnan(total) else None for column, total in zip(columns, totals)]
+    return means, count
 
 
 __all__ = ["fit", "evaluate", "History", "TrainingDiverged", "save_checkpoint", "load_checkpoint", "checkpoint_epochs", "make_optimizer", "pick_output", "OPTIMIZERS"]

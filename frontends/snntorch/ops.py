@@ -118,6 +118,8 @@ def _sub(call: Call) -> Op:
     args = bind(call, ("input", "other", "alpha"), {"alpha": 1})
     if args["alpha"] != 1:
         raise UnsupportedNodeError(f"{call.describe()}: sub with alpha={args['alpha']} is not supported")
+    if not _signal(args["input"]) and not _signal(args["other"]):
+        raise UnsupportedNodeError(f"{call.describe()}: computes a constant in forward; a constant must be {_CONSTANTS} (precompute it as a buffer)")
     if not _signal(args["input"]) or _signal(args["other"]):
         raise UnsupportedNodeError(
             f"{call.describe()}: only a constant may be subtracted from a signal (x - c, a neuron's bias); for a - b "
@@ -197,8 +199,8 @@ def _constant(value: Any, shape: tuple, call: Call, what: str) -> np.ndarray:
 
 #: what a constant operand may be, for messages
 _CONSTANTS = (
-    "a Python number, a module buffer or parameter, or a tensor made in forward by torch.tensor, full, zeros, ones, "
-    "arange, linspace or logspace"
+    "a Python number, a module buffer or parameter, or a tensor made in forward by torch.tensor, as_tensor, "
+    "scalar_tensor, full, zeros, ones, arange, linspace, logspace or eye"
 )
 
 
@@ -240,6 +242,7 @@ FUNCTIONS: dict[Callable, Callable[[Call], Op]] = {
     torch.Tensor.div_: _div,
     torch.div: _div,
     torch.Tensor.neg: _neg,
+    torch.Tensor.neg_: _neg,
     torch.neg: _neg,
     F.max_pool2d: _max_pool,
     F.avg_pool2d: _avg_pool,

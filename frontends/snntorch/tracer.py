@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from snnir.errors import GraphError
+from snnir.errors import GraphError, SemanticsWarning
 
 from .neurons import is_snntorch_neuron
 
@@ -44,6 +45,11 @@ _LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, _SNNTORCH_DIR, _OWN_D
 _STATE_RESETS = frozenset({"reset_hidden", "detach_hidden"})
 #: deterministic factories: a tensor they make from Python values inside forward (``torch.tensor(0.3)``) is a
 #: constant, like a buffer. Random ones (``torch.rand``) are not: snnir would freeze one draw.
+#: operations whose result is the same constant when their operand is one (a device move, a copy)
+CONSTANT_PRESERVING = frozenset({torch.Tensor.to, torch.Tensor.float, torch.Tensor.clone, torch.Tensor.contiguous,
+                                 torch.Tensor.detach, torch.Tensor.cpu, torch.Tensor.cuda})
+#: operations that read tensor values into Python, where a trace cannot follow them
+DATA_READS = frozenset({torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__float__, torch.Tensor.__int__})
 CONSTANT_FACTORIES = frozenset(
     {torch.tensor, torch.as_tensor, torch.scalar_tensor, torch.full, torch.zeros, torch.ones, torch.arange,
      torch.linspace, torch.logspace, torch.eye}
@@ -141,6 +147,7 @@ def leaves(root: nn.Module) -> dict[int, tuple[str, nn.Module]]:
 class _Recorder:
     def __init__(self, probe: torch.Tensor, paths: dict[int, str], stop_frame: Any):
         self.calls: list[Call] = []
+        self.warned: set[str] = set()  # sites already warned about (a loop body runs once per step)
         self.producers: dict[int, tuple[int, int]] = {}
         self.keep: list[torch.Tensor] = [probe]  # keeps ids unique while the trace lives
         self.probe = probe
@@ -196,8 +203,20 @@ class _Recorder:
         return tuple(frames), where or "?"
 
     def add(self, target: Any, is_module: bool, args: Any, kwargs: Any, result: Any, site: tuple) -> None:
-        if not is_module and target in CONSTANT_FACTORIES and not _holds_ref((args, kwargs)):
+        if not is_module and target in CONSTANT_FACTORIES and not _refs((args, kwargs)):
             return  # not recorded: readers resolve the new tensor to a constant
+        if not is_module and target in CONSTANT_PRESERVING and all(r.source == "const" for r in _refs((args, kwargs))):
+            return  # a constant moved or copied (torch.tensor(0.3).to(x.device)) stays a constant
+        if (not is_module and target in DATA_READS and site[1] not in self.warned
+                and any(r.source != "const" for r in _refs((args, kwargs)))):
+            self.warned.add(site[1])
+            warnings.warn(
+                f"{function_name(target)} at {site[1]} reads a value of the data into Python: whatever forward computes "
+                "from it is frozen into the graph as the value this trace saw (a constant), and snnir's model differs "
+                "from snnTorch's on other inputs if it reaches a recorded output",
+                SemanticsWarning,
+                stacklevel=2,
+            )
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         if not is_module and result is None and getattr(target, "__name__", "") == "__setitem__":
             outputs = (args[0].tensor,)  # an in-place write: later readers see a new version
@@ -215,15 +234,15 @@ class _Recorder:
             self.producers[id(tensor)] = (index, position)
 
 
-def _holds_ref(value: Any) -> bool:
-    """Whether a structure of operands holds a tensor (any :class:`Ref`)."""
+def _refs(value: Any) -> list[Ref]:
+    """The tensors (:class:`Ref`) in a structure of operands."""
     if isinstance(value, Ref):
-        return True
+        return [value]
     if isinstance(value, (list, tuple)):
-        return any(_holds_ref(v) for v in value)
+        return [r for v in value for r in _refs(v)]
     if isinstance(value, dict):
-        return any(_holds_ref(v) for v in value.values())
-    return False
+        return [r for v in value.values() for r in _refs(v)]
+    return []
 
 
 class _FunctionMode(TorchFunctionMode):
@@ -280,4 +299,4 @@ def trace(root: nn.Module, probe: torch.Tensor) -> Trace:
     return Trace(recorder.calls, recorder.refs(result), probe)
 
 
-__all__ = ["Ref", "Call", "Trace", "trace", "leaves", "function_name", "CONSTANT_FACTORIES"]
+__all__ = ["Ref", "Call", "Trace", "trace", "leaves", "function_name", "CONSTANT_FACTORIES", "CONSTANT_PRESERVING", "DATA_READS"]

@@ -66,7 +66,7 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
     list("-+0123456789."),
 )
 
@@ -117,7 +117,7 @@ class _Document:
     def _scalar(self, node: yaml.Node) -> Any:
         try:
             return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
+        except (yaml.YAMLError, ValueError) as error:  # ValueError: a scalar its resolver took for a number
             raise FormatError(f"{self._at(node)}: {error}") from None
 
     def _at(self, node: yaml.Node) -> str:
@@ -205,6 +205,8 @@ def _stack_graph(doc: dict, locate: Locator, positions: dict[str, tuple]) -> Gra
         except GraphError as error:
             raise FormatError(f"{locate(path)}: {error}") from None
         positions[current] = path
+        if isinstance(layer, Recurrent):  # its synapse node, named by the builder
+            positions[f"{current}_rec"] = path + ("synapse",)
     records = doc.get("outputs")
     last = builder.node(current)
     if records is None:

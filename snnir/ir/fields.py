@@ -25,8 +25,6 @@ ArrayEncoder = Callable[[np.ndarray], Any]
 #: Decodes what an :data:`ArrayEncoder` wrote; the second argument names the field for errors.
 ArrayDecoder = Callable[[Any, str], np.ndarray]
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 class FieldSpec(ABC):
     """Checks and converts one node field; ``where`` in messages reads like ``LIF.beta``."""
@@ -149,6 +147,8 @@ def _check_numbers(items: list | tuple, index: tuple, where: str) -> None:
     for position, item in enumerate(items):
         if isinstance(item, (list, tuple)):
             _check_numbers(item, index + (position,), where)
+        elif isinstance(item, np.ndarray):  # rows given as arrays: numpy reads them, the dtype check follows
+            continue
         elif isinstance(item, bool) or not isinstance(item, numbers.Real):
             raise NodeParameterError(f"{where}: value {item!r} at index {index + (position,)} is not a number")
 
@@ -172,8 +172,11 @@ def to_float32_array(value: Any, where: str) -> np.ndarray:
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             raise NodeParameterError(f"{where}: value {raw[index]} at index {index} is not finite (NaN or inf)")
-        if raw.dtype.itemsize > 4 and float(np.abs(raw).max()) > _FLOAT32_MAX:
-            raise NodeParameterError(f"{where}: values exceed the float32 range")
+        if raw.dtype.itemsize > 4:
+            with np.errstate(over="ignore"):  # what rounds to float32's largest value (its shortest decimal does) fits
+                fits = np.isfinite(raw.astype(np.float32)).all()
+            if not fits:
+                raise NodeParameterError(f"{where}: values exceed the float32 range")
     array = np.array(raw, dtype=np.float32)  # always a private copy
     array.setflags(write=False)
     return array

@@ -139,7 +139,7 @@ class Graph:
     def __reduce__(self) -> tuple:
         """Pickle and copy through the constructor (the metadata's read-only view does not pickle), so that
         ``copy.deepcopy`` and ``pickle`` work on graphs and on the models that hold them."""
-        return (Graph, (dict(self.nodes), self.edges, self.time, self.name, dict(self.metadata)))
+        return (type(self), (dict(self.nodes), self.edges, self.time, self.name, dict(self.metadata)))
 
     # -- structure ------------------------------------------------------------------------------
     @cached_property

@@ -31,7 +31,8 @@ def fold_scales(graph: Graph) -> Graph:
     edges = list(graph.edges)
     for name, node in graph.nodes.items():
         incoming = [e for e in edges if e.dst == name]
-        if not isinstance(node, Scale) or len(incoming) != 1 or incoming[0].delay:
+        # a Scale the torch backend trains (learn_factor) keeps its own parameter
+        if not isinstance(node, Scale) or node.learn_factor or len(incoming) != 1 or incoming[0].delay:
             continue
         source = incoming[0].src
         producer = nodes[source]

@@ -4,8 +4,9 @@ Each rank sees different data. After ``backward`` through DistributedDataParalle
 equal the average of the two ranks' local gradients, identically on both ranks; after several
 optimizer steps of :func:`fit` (which gives each rank its share of every batch) both replicas must
 hold bit-identical parameters, a scheduler stepped in ``on_epoch`` must have stepped on both ranks, an
-empty share of the last batch must not void a rank's history, and ``evaluate`` must split the data by
-rank only for a DDP model.
+empty share of the last batch must not void a rank's history, ``evaluate`` must split the data by
+rank only for a DDP model and report every rank the same (reduced) figures, a scheduler reading them
+must keep the replicas alike, and a loss that is NaN on one rank must stop every rank.
 """
 
 import json
@@ -29,7 +30,7 @@ def _worker(rank, world, store, report):
 
     import snnir
     from snnir import LIF, Linear, Sequential
-    from snnir.backends.pytorch import evaluate, fit, mse_count_loss
+    from snnir.backends.pytorch import TrainingDiverged, evaluate, fit, mse_count_loss
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
@@ -72,10 +73,33 @@ def _worker(rank, world, store, report):
         rates = gathered(torch.tensor([optimizer.param_groups[0]["lr"]]))
         finite = gathered(torch.tensor([float(all(v is not None for v in history.loss + history.accuracy))]))
         seen = {"plain": evaluate(model, (data, labels))["samples"], "ddp": evaluate(ddp, (data, labels))["samples"]}
+        # a scheduler that reads a metric: the metric must be the same on every rank (reduced over them)
+        plateau_optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(plateau_optimizer, patience=0, factor=0.5)
+        rows = fit(ddp, (data, labels), epochs=3, batch_size=16, optimizer=plateau_optimizer, progress=False,
+                   validation=(data[rank::2], labels[rank::2]), on_epoch=lambda row: plateau.step(row["val_loss"])).epochs
+        metrics = gathered(torch.tensor([row["val_loss"] for row in rows] + [row["loss"] for row in rows], dtype=torch.float64))
+        plateau_same = all(torch.equal(metrics[0], m) for m in metrics) and all(
+            all(torch.equal(p, q) for q in gathered(p.detach())) for p in model.parameters())
+        # a loss that stops being finite on one rank stops every rank (the others would hang in backward)
+        calls = []
+
+        def diverging(recording, targets):
+            calls.append(1)
+            value = mse_count_loss(0.8, 0.2)(recording, targets)
+            return value * float("nan") if rank == 1 and len(calls) == 2 else value
+
+        try:
+            fit(ddp, (data, labels), epochs=1, batch_size=16, loss=diverging, progress=False)
+            stopped = False
+        except TrainingDiverged:
+            stopped = True
+        stopped_everywhere = [bool(s) for s in gathered(torch.tensor([float(stopped)]))]
         if rank == 0:
             with open(report, "w") as handle:
                 json.dump({"checks": checks, "replicas_identical_after_fit": same, "learning_rates": [float(r) for r in rates],
-                           "histories_finite": [bool(f) for f in finite], "samples_evaluated": seen}, handle)
+                           "histories_finite": [bool(f) for f in finite], "samples_evaluated": seen,
+                           "plateau_replicas_identical": plateau_same, "diverged_on_every_rank": stopped_everywhere}, handle)
         dist.barrier()  # neither rank tears gloo down while the other may still be talking to it
     finally:
         dist.destroy_process_group()
@@ -106,7 +130,9 @@ def test_two_process_ddp_averages_gradients_and_keeps_replicas_identical(tmp_pat
     assert result["replicas_identical_after_fit"]
     assert result["learning_rates"] == pytest.approx([0.0125, 0.0125]), "on_epoch must run on every rank (a scheduler stepped there)"
     assert result["histories_finite"] == [True, True], "an empty share of the last batch must not void the epoch"
-    assert result["samples_evaluated"] == {"plain": 33, "ddp": 17}, "only a DDP model is scored on its rank's share"
+    assert result["samples_evaluated"] == {"plain": 33, "ddp": 33}, "a DDP model's scores cover every rank's share"
+    assert result["plateau_replicas_identical"], "metrics must be reduced over the ranks before schedulers read them"
+    assert result["diverged_on_every_rank"] == [True, True], "a NaN loss on one rank must stop every rank"
 
 
 if __name__ == "__main__":

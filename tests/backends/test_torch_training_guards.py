@@ -43,7 +43,7 @@ def test_a_loss_that_stops_being_finite_stops_fit_before_its_step():
     def remember(row):
         before.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 0: the loss is nan; training diverged"):
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 0: the loss is nan on this rank .*; training diverged"):
         fit(model, _data(), epochs=3, batch_size=12, loss=loss, progress=False, on_epoch=remember, shuffle=False)
     assert len(calls) == 3
     after = model.state_dict()
@@ -157,3 +157,20 @@ def test_chunk_steps_set_after_compiling_is_checked():
     for bad in (0, -3, 2.5, "4", True):
         with pytest.raises(InputError, match="chunk_steps must be a positive integer or None"):
             model.chunk_steps = bad
+
+
+def test_a_dataloader_is_iterated_once_per_epoch():
+    x, y = _data()
+
+    class Counting(torch.utils.data.DataLoader):
+        iterations = 0
+
+        def __iter__(self):
+            Counting.iterations += 1
+            return super().__iter__()
+
+    loader = Counting(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=8)
+    fit(_model(), loader, epochs=2, progress=False)
+    assert Counting.iterations == 2
+    with pytest.raises(InputError, match="expected a pair"):
+        fit(_model(), None, epochs=2, progress=False)

@@ -236,3 +236,12 @@ def test_a_mapping_form_name_that_differs_from_its_key_and_a_missing_required_fi
     assert list(same.nodes) == ["x", "fc", "o"]
     with pytest.raises(FormatError, match=r"<yaml>:3:5: node 'layers\[0\]' \(LIF\): missing required field 'beta'$"):
         loads_yaml("input: {shape: [2]}\nlayers:\n  - {kind: LIF}\n")
+
+
+def test_a_recurrent_layers_synapse_errors_name_its_line_and_odd_scalars_are_format_errors():
+    text = ("input: {shape: [3]}\nlayers:\n  - {kind: Linear, out_features: 3}\n"
+            "  - {kind: Recurrent, name: rec, neuron: {kind: LIF, beta: 0.5}, synapse: {kind: Linear, out_features: 5}}\n")
+    with pytest.raises(snnir.errors.ShapeError, match=r"^<yaml>:4:\d+: edge rec_rec -> rec"):
+        loads_yaml(text)
+    with pytest.raises(FormatError, match=r"<yaml>:3:\d+: .*beta"):  # '._e1' stays text, refused as a value
+        loads_yaml("input: {shape: [2]}\nlayers:\n  - {kind: LIF, beta: ._e1}\n")

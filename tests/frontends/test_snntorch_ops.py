@@ -137,6 +137,8 @@ ARITHMETIC = {
     "divided_by_power_of_two": lambda v: v / 4,
     "divided_per_element": lambda v: v / torch.tensor([2.0, 0.5, -4.0, 1.0]),
     "negated": lambda v: -v,
+    "negated_in_place": lambda v: v.clone().neg_(),
+    "constant_moved_to_the_device": lambda v: v + torch.tensor(0.3).to(v.device).float(),
 }
 
 
@@ -234,3 +236,10 @@ def test_detach_gradient_differs_as_warned():
     out = model(x)
     out[list(out)[0]].sum().backward()
     assert dict(model.named_parameters())["layers.fc1.weight"].grad.abs().sum() > 0
+
+
+def test_a_value_read_into_python_warns_that_it_is_frozen():
+    """``v * v.mean().item()``: the trace sees one number, which the graph keeps as a constant."""
+    with pytest.warns(SemanticsWarning, match=r"Tensor.item at .* reads a value of the data into Python") as caught:
+        from_snntorch(DenseLoop(lambda v: v * v.mean().item()), (10,), STEPS)
+    assert sum("reads a value" in str(w.message) for w in caught) == 1  # once per site, not per step

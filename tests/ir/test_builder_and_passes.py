@@ -83,6 +83,9 @@ def test_fold_scales_is_exact_on_powers_of_two():
     # A factor that varies within a channel cannot fold.
     varied = graph.with_nodes({"scale": Scale(np.linspace(0.5, 1.0, 3 * 4 * 4).reshape(3, 4, 4))})
     assert "scale" in fold_scales(varied).nodes
+    # A factor the torch backend trains keeps its own node (folding would drop learn_factor).
+    learned = graph.with_nodes({"scale": graph.nodes["scale"].replace(learn_factor=True)})
+    assert fold_scales(learned).nodes["scale"].learn_factor
 
 
 def test_graph_values_are_immutable():

@@ -138,3 +138,13 @@ def test_misc_nodes_normalise():
     assert CubaLIF(0.5, 0.9).state_variables == ("current", "membrane")
     assert Output().recordable() == ("value",)
     assert LIF(0.9).recordable() == ("value", "spikes", "membrane")
+
+
+def test_array_rows_and_the_largest_float32_are_values():
+    """Rows given as numpy arrays are read like nested lists; float32's largest value, written as its
+    shortest decimal (3.4028235e+38, above it in float64), reads back."""
+    assert Linear(weight=[np.ones(3), np.zeros(3)]).weight.shape == (2, 3)
+    largest = np.finfo(np.float32).max
+    assert LIF(0.5, threshold=float(np.float32(largest).astype(str))).threshold == largest
+    with pytest.raises(NodeParameterError, match="exceed the float32 range"):
+        LIF(0.5, threshold=3.5e38)
