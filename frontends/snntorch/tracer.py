@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -37,7 +38,8 @@ from .neurons import is_snntorch_neuron
 #: frames in these directories are library internals, not the user's loop (error messages skip them)
 _OWN_DIR = os.path.dirname(__file__) + os.sep
 _SNNTORCH_DIR = os.path.dirname(snntorch.__file__) + os.sep
-_LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, _SNNTORCH_DIR, _OWN_DIR)
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_LIBRARY_DIRS = (_TORCH_DIR, _SNNTORCH_DIR, _OWN_DIR)
 #: snnTorch's class-wide state resets (``utils.reset(net)`` calls them): they zero the hidden states of
 #: every neuron instance alive in the process, this model's or not, so what they do is not recorded
 #: (snnir's states start at zero). Recorded, their calls repeat once per instance at one site, which
@@ -288,10 +290,17 @@ def trace(root: nn.Module, probe: torch.Tensor) -> Trace:
             result = root(probe)
     except GraphError:
         raise
-    except Exception as error:  # the user's forward failed on the probe: say on what, keep the cause
+    except Exception as error:  # the user's forward failed on the probe: say on what and where, keep the cause
+        frames = traceback.extract_tb(error.__traceback__)
+        # the innermost frame of the user's code or snnTorch's (not this tracer's, not torch's)
+        frame = next((f for f in reversed(frames) if not f.filename.startswith((_OWN_DIR, _TORCH_DIR))), frames[-1])
+        place = f"{os.path.basename(frame.filename)}:{frame.lineno}"
+        inside = frame.filename.startswith(_SNNTORCH_DIR)
+        hint = (f"it failed inside snnTorch ({place}): check the module's own arguments and states as snnTorch "
+                "expects them" if inside else f"at {place}: check input_shape, encoding and batch_size")
         raise GraphError(
             f"{type(root).__name__}.forward failed on a probe input of shape {tuple(probe.shape)} "
-            f"({type(error).__name__}: {error}); check input_shape, encoding and batch_size"
+            f"({type(error).__name__}: {error}); {hint}"
         ) from error
     finally:
         for handle in handles:

@@ -154,9 +154,32 @@ def test_a_forward_failing_on_the_probe_says_so():
                 records.append(spk)
             return torch.stack(records)
 
-    with pytest.raises(GraphError, match="failed on a probe input of shape") as caught:
+    with pytest.raises(GraphError, match=r"failed on a probe input of shape .* at test_snntorch_errors.py:\d+: check input_shape") as caught:
         from_snntorch(FixedBatch(), (3,), 5)
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_a_forward_failing_inside_snntorch_says_so():
+    """RSynaptic(reset_delay=False) stepped from the states of its own init_rsynaptic() fails inside snnTorch
+    (snnTorch itself fails the same way): the probe's shape is not the thing to check."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+            self.rs = snn.RSynaptic(alpha=0.6, beta=0.8, linear_features=8, reset_delay=False)
+
+        def forward(self, x):
+            spk, syn, mem = self.rs.init_rsynaptic()
+            records = []
+            for _ in range(3):
+                spk, syn, mem = self.rs(self.fc(x), spk, syn, mem)
+                records.append(spk)
+            return torch.stack(records)
+
+    with pytest.raises(GraphError, match=r"failed on a probe input .*; it failed inside snnTorch \(rsynaptic\.py:\d+\): "
+                                         r"check the module's own arguments and states"):
+        from_snntorch(Net(), (8,), 3)
 
 
 def test_same_padding_with_an_even_kernel_names_the_module_and_what_to_do():
