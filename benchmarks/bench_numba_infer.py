@@ -4,16 +4,19 @@ Workloads, each run by every peer in this one process with the same weights and 
 
 (a) the seed quickstart CNN (Conv 1->8 k5, MaxPool 2, LIF, Conv 8->16 k5, MaxPool 2, LIF, Flatten,
     Linear 256->10, LIF; beta 0.9), batch 128, T = 25, direct input: time per sequence;
-(b) FC 784-512-10 LIF, T = 100, batch 64, Bernoulli(0.1) input spikes: time per sequence, and the
-    same at p = 0.01 (event-driven cost should fall with activity);
+(b) FC 784-512-10 LIF, T = 100, batch 64, Bernoulli(0.1) input spikes (weights of benchmarks/common.py,
+    so that both layers fire): time per sequence, and the same at p = 0.01 (event-driven cost should fall
+    with activity);
 (c) batch-1 streaming of (b): time per ``step`` call, in steady state (each timed pass of 100 steps
     follows an untimed one, as a real-time loop keeps its own data in cache).
 
 Peers: snnTorch under ``torch.no_grad()`` (the tutorial's per-step loop), snnir's torch backend
 (``snnir.compile(g, "torch")``) and onnxruntime through snnir's onnx backend, each included when
 available (a note says why not otherwise). Rows are timed interleaved, one repetition of each per round,
-so load drift on a shared machine hits all alike; medians are reported with the spread (min - max),
-with spike agreement against numba. With more than one thread, onnxruntime's rows get a round of
+each round starting one row later, so load drift on a shared machine hits all alike; medians are
+reported with the spread (min - max) and the per-round ratios. Every peer's spikes are checked against
+numba's before timing (benchmarks/common.py limits; the run fails otherwise); on (a) snnTorch with conv1
++ pool1 hoisted out of its loop is a second baseline. With more than one thread, onnxruntime's rows get a round of
 their own: its intra-op threads spin after each call and would take a core from the next peer.
 Compile costs are measured in fresh processes: fully cold (empty numba and snnir caches), a
 cached load (second process), and a new structure once the kernel libraries are cached.

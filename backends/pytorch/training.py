@@ -39,8 +39,9 @@ from tqdm.auto import tqdm
 
 from snnir.errors import InputError, SnnirError
 
-from .checkpoints import History, unwrap, checkpoint_epochs, load_checkpoint, save_checkpoint
+from .checkpoints import History, load_checkpoint, save_checkpoint, unwrap
 from .losses import accuracy_rate, make_loss
+
 
 class TrainingDiverged(SnnirError, FloatingPointError):
     """The loss of a batch is NaN or infinite: :func:`fit` stops before that batch's optimizer step, so the
@@ -450,4 +451,4 @@ def _means(model: torch.nn.Module, device: torch.device, sizes: list[int],
     return means, count
 
 
-__all__ = ["fit", "evaluate", "History", "TrainingDiverged", "save_checkpoint", "load_checkpoint", "checkpoint_epochs", "make_optimizer", "pick_output", "OPTIMIZERS"]
+__all__ = ["fit", "evaluate", "TrainingDiverged", "make_optimizer", "pick_output", "OPTIMIZERS"]

@@ -36,7 +36,7 @@ from snnir.ir.node import Node
 
 from .layers import avg_pool_node, flatten_node, max_pool_node
 from .tensors import per_neuron
-from .tracer import Call, Ref
+from .tracer import CONSTANT_FACTORIES, Call, Ref
 
 
 @dataclass
@@ -198,10 +198,8 @@ def _constant(value: Any, shape: tuple, call: Call, what: str) -> np.ndarray:
 
 
 #: what a constant operand may be, for messages
-_CONSTANTS = (
-    "a Python number, a module buffer or parameter, or a tensor made in forward by torch.tensor, as_tensor, "
-    "scalar_tensor, full, zeros, ones, arange, linspace, logspace or eye"
-)
+_CONSTANTS = ("a Python number, a module buffer or parameter, or a tensor made in forward by torch."
+              + ", ".join(sorted(factory.__name__ for factory in CONSTANT_FACTORIES)))
 
 
 def _identity(call: Call) -> Op:
