@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -247,11 +248,28 @@ def loads_yaml(text: str, label: str = "<yaml>") -> Graph:
                     raise FormatError(
                         f"{locate(('edges', index))}: edge {edge}: unknown node {end!r}{suggest(end, list(graph.nodes))}"
                     )
+        _warn_repeated_edges(graph, locate)
     try:
         validate(graph)
         return materialize(graph, seed)
     except SnnirError as error:
         raise type(error)(f"{_place(error, positions, locate, label)}: {error}") from None
+
+
+def _warn_repeated_edges(graph: Graph, locate: Locator) -> None:
+    """Warn of an edge written twice: it is legal (fan-in sums every edge, so the source counts twice),
+    but in a hand-written file it is far more often a copy-paste slip than a deliberate doubling."""
+    first: dict = {}
+    for index, edge in enumerate(graph.edges):
+        if edge in first:
+            warnings.warn(
+                f"{locate(('edges', index))}: edge {edge} repeats the one at {locate(('edges', first[edge]))}; "
+                f"fan-in sums both, so {edge.dst!r} receives {edge.src!r}'s output twice (write it once, or a "
+                f"Scale of 2 if the doubling is meant)",
+                UserWarning,
+                stacklevel=5,  # the caller of snnir.load
+            )
+        first.setdefault(edge, index)
 
 
 def _place(error: SnnirError, positions: dict, locate: Locator, label: str) -> str:

@@ -122,6 +122,38 @@ def test_graph_level_errors_carry_the_file_name(tmp_path):
         snnir.load(path)
 
 
+def test_a_repeated_edge_warns_with_both_lines_and_is_still_summed(tmp_path, recwarn):
+    """A duplicated edge is legal (fan-in sums it twice) but is usually a slip: loading warns, naming both
+    lines, and the graph keeps both edges, so the doubled input is what runs."""
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "time: {num_steps: 3}\n"
+        "nodes:\n"
+        "  x: {kind: Input, shape: [2]}\n"
+        "  lif: {kind: LIF, beta: 0.5}\n"
+        "  o: {kind: Output}\n"
+        "edges:\n"
+        "  - [x, lif]\n"
+        "  - [lif, o]\n"
+        "  - [x, lif]\n"
+    )
+    with pytest.warns(UserWarning, match=r"twice.yaml:9:5: edge x -> lif repeats the one at .*twice.yaml:7:5; fan-in sums both"):
+        graph = snnir.load(path)
+    assert [str(edge) for edge in graph.edges].count("x -> lif") == 2
+    membrane = snnir.compile(graph, "reference").run(np.full((1, 2), 0.25, np.float32), probes=["lif:membrane"])
+    assert membrane.probes["lif:membrane"][0, 0, 0] == 0.5  # 0.25 from each edge
+
+
+def test_distinct_edges_do_not_warn(tmp_path, recwarn):
+    path = tmp_path / "once.yaml"
+    path.write_text(
+        "nodes:\n  x: {kind: Input, shape: [2]}\n  lif: {kind: LIF, beta: 0.5}\n  o: {kind: Output}\n"
+        "edges: [[x, lif], [lif, o], [lif, lif, 1]]\n"
+    )
+    snnir.load(path)
+    assert not [w for w in recwarn if "repeats" in str(w.message)]
+
+
 @pytest.mark.parametrize(
     "edges, match",
     [
