@@ -8,7 +8,13 @@
 Inputs are one array (single-input graphs) or a mapping ``{input_name: array}``. A ``direct`` input is
 ``[B, *shape]`` (the same tensor every step), a ``sequence`` input ``[T, B, *shape]``; ``step`` always
 takes ``[B, *shape]``. Any real dtype is accepted and converted to float32; non-finite values, wrong
-shapes and unknown names raise :class:`InputError` before anything runs.
+shapes and unknown names raise :class:`InputError` before anything runs, and a rejected ``step``
+leaves the stream as it was. ``probes`` is a probe, an iterable of probes, ``"all"`` or None (see
+:func:`parse_probes`).
+
+Inputs are never modified, and results are the caller's: no result array shares memory with an
+input, another result or a stream's state, and a stream keeps no reference to a step's input (a
+real-time loop may refill one buffer every step).
 """
 
 from __future__ import annotations
@@ -55,15 +61,30 @@ class Probe:
     variable: str
 
 
-def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[Probe]:
-    """Turn ``"lif1"``, ``"lif1:membrane"`` or ``("lif1", "membrane")`` into checked :class:`Probe` s."""
+#: The default ``probes`` of ``run`` and ``step``: none. (A backend may test ``probes is NO_PROBES``
+#: for its fast path: CPython has one empty tuple, so an explicit ``probes=()`` is this object too.)
+NO_PROBES: tuple = ()
+
+
+def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]] | str | None) -> list[Probe]:
+    """Turn ``"lif1"``, ``"lif1:membrane"`` or ``("lif1", "membrane")`` into checked :class:`Probe` s.
+
+    ``probes`` is one such spec, an iterable of them, ``"all"`` (every node's value and every neuron
+    state, as for ``export_onnx``) or None (no probes)."""
+    if probes is None:
+        return []
     if isinstance(probes, str):
-        probes = [probes]
+        if probes != "all" and probes.split(":")[0] not in graph.nodes and _means_all(probes):
+            raise InputError(f"probes={probes!r}: for every node's value and state, write probes=\"all\"")
+        probes = every_probe(graph) if probes == "all" else [probes]
+    elif not isinstance(probes, Iterable):
+        raise InputError(f"probes must be a probe ('node', 'node:variable'), an iterable of probes or 'all', found {probes!r}")
     parsed = []
     for item in probes:
         if isinstance(item, tuple) and len(item) == 2:
             node, variable = item
         elif isinstance(item, str):
+            item = str(item)  # a numpy string (probes given as an array) keys the result as a plain str
             node, variable = (item, "value") if item in graph.nodes or ":" not in item else item.rsplit(":", 1)
         else:
             raise InputError(f"a probe is 'node', 'node:variable' or (node, variable), found {item!r}")
@@ -85,6 +106,22 @@ def parse_probes(graph: Graph, probes: Iterable[str | tuple[str, str]]) -> list[
     return parsed
 
 
+def _means_all(text: str) -> bool:
+    """Whether ``text`` looks like a misspelt ``"all"`` ("All", "al", "alll", "every", "*")."""
+    word = text.strip().lower()
+    return word in ("every", "*") or bool(difflib.get_close_matches(word, ["all"], n=1, cutoff=0.6))
+
+
+def every_probe(graph: Graph) -> list[str]:
+    """The specs of ``probes="all"``: every node's value and every state variable, outputs excepted."""
+    return [
+        spec
+        for name, node in graph.nodes.items()
+        if not isinstance(node, Output)
+        for spec in [name, *(f"{name}:{variable}" for variable in node.state_variables)]
+    ]
+
+
 def check_output(graph: Graph, output: str | None) -> str:
     """``output``, or the graph's first output when None; an unknown name is an :class:`InputError`
     listing the outputs (with the closest one)."""
@@ -97,29 +134,32 @@ def check_output(graph: Graph, output: str | None) -> str:
     return output
 
 
-def as_float32(what: str, data: Any) -> np.ndarray:
-    """``data`` (an array, nested lists, numbers) as a C-contiguous float32 array of at least one
-    dimension, of finite real numbers, or an :class:`InputError` naming ``what`` ("input 'x'", "state
-    'lif[t-1]'") and the first bad value with its index. A float32 C-contiguous array of at least one
-    dimension is taken as it is (only the finiteness test)."""
+def as_float32(what: str, data: Any, *, copy: bool = False) -> np.ndarray:
+    """``data`` (an array, nested lists, numbers, a torch tensor) as a C-contiguous float32 array of at
+    least one dimension, of finite real numbers, or an :class:`InputError` naming ``what`` ("input 'x'",
+    "state 'lif[t-1]'") and the first bad value with its index. A float32 C-contiguous array of at
+    least one dimension is taken as it is (only the finiteness test), unless ``copy`` asks for an
+    array that shares no memory with ``data`` (for callers that keep it beyond the call)."""
     if type(data) is np.ndarray and data.dtype == FLOAT32 and data.flags.c_contiguous and data.ndim:
         array = data  # (a 0-d array goes the long way, where ascontiguousarray makes it 1-d)
     else:
-        if callable(getattr(data, "detach", None)) and callable(getattr(data, "cpu", None)):
-            data = data.detach().cpu()  # a torch tensor, maybe on a GPU or part of an autograd graph
         try:
-            array = np.asarray(data)
+            if callable(getattr(data, "detach", None)) and callable(getattr(data, "cpu", None)):
+                data = data.detach().cpu()  # a torch tensor, maybe on a GPU (or without data: "meta")
+            given = np.asarray(data)
         except (TypeError, ValueError, RuntimeError) as error:
             raise InputError(f"{what}: cannot read as an array ({error})") from None
-        if array.dtype.kind not in "biuf":
-            raise InputError(f"{what}: expected real numbers, found dtype {array.dtype}")
-        if array.dtype.kind == "f" and array.dtype.itemsize > 4:  # name a value beyond float32 as given
+        if given.dtype.kind not in "biuf":
+            raise InputError(f"{what}: expected real numbers, found dtype {given.dtype}")
+        if given.dtype.kind == "f" and given.dtype.itemsize > 4:  # name a value beyond float32 as given
             with np.errstate(invalid="ignore"):
-                _check_finite(what, array, np.abs(array) <= FLOAT32_MAX)
+                _check_finite(what, given, np.abs(given) <= FLOAT32_MAX)
         with np.errstate(over="ignore"):
-            array = np.ascontiguousarray(array, dtype=np.float32)
+            array = np.ascontiguousarray(given, dtype=np.float32)
+        if array is not given and array.flags.owndata:
+            copy = False  # converted: already an array of its own
     _check_finite(what, array, np.isfinite(array) if array.size else True)
-    return array
+    return array.copy() if copy else array
 
 
 def _check_finite(what: str, array: np.ndarray, good: Any) -> None:
@@ -187,7 +227,7 @@ def prepare_step_inputs(graph: Graph, inputs: Any, batch_size: int) -> dict[str,
     arrays = {}
     for name, data in _named_inputs(graph, inputs).items():
         node: Input = graph.nodes[name]  # type: ignore[assignment]
-        array = as_float32(f"input {name!r}", data)
+        array = as_float32(f"input {name!r}", data, copy=True)  # backends may keep it (delay lines, results)
         expected = (batch_size, *node.shape)
         if tuple(array.shape) != expected:
             hint = " (the batch size is fixed by reset(), or by set_state() where a backend has it; call reset again to change it)" if array.shape[1:] == tuple(node.shape) else ""
@@ -224,7 +264,7 @@ class CompiledModel(ABC):
         self.batch_size: int | None = None
 
     @abstractmethod
-    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = NO_PROBES) -> Result:
         """Run a whole sequence from zero state (the streaming state is left untouched)."""
 
     @abstractmethod
@@ -232,7 +272,7 @@ class CompiledModel(ABC):
         """Zero every state for a stream of ``batch_size`` samples."""
 
     @abstractmethod
-    def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
+    def step(self, inputs: Any, *, probes: Iterable = NO_PROBES) -> Result:
         """Advance the stream by one step; outputs are ``[B, *shape]``."""
 
     def predict(self, inputs: Any, *, output: str | None = None, readout_mode: str | None = None) -> np.ndarray:
@@ -256,6 +296,8 @@ __all__ = [
     "CompiledModel",
     "Result",
     "Probe",
+    "NO_PROBES",
+    "every_probe",
     "parse_probes",
     "prepare_sequence_inputs",
     "prepare_step_inputs",

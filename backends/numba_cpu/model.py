@@ -31,6 +31,7 @@ import numpy as np
 from snnir.errors import InputError
 from snnir.ir.graph import Graph
 from snnir.runtime import (
+    NO_PROBES,
     CompiledModel,
     Probe,
     Result,
@@ -258,7 +259,7 @@ class NumbaModel(CompiledModel):
         )
 
     # -- the calling convention ---------------------------------------------------------------
-    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = NO_PROBES) -> Result:
         sequence = self._single and self._sequence[0]
         if num_steps is None and self._ready(inputs, 2 if sequence else 1) and (inputs.shape[0] if sequence else 1):
             # the fast path: the kernel reads the array in place. One sequential pass lists a spike
@@ -323,14 +324,14 @@ class NumbaModel(CompiledModel):
         kernel.disable_compile()
         return kernel.overloads[signature].entry_point
 
-    def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
+    def step(self, inputs: Any, *, probes: Iterable = NO_PROBES) -> Result:
         stream = self._stream
         if stream is None:
             raise InputError("step() needs a stream: call reset(batch_size) first")
         fast = stream.fast
         if (
             fast is not None
-            and not probes
+            and (probes is NO_PROBES or (type(probes) is list and not probes))  # anything else (None, "", arrays) is parsed below
             and type(inputs) is np.ndarray
             and inputs.dtype == FLOAT32
             and inputs.shape == stream.input_shape
@@ -340,14 +341,13 @@ class NumbaModel(CompiledModel):
             row, result = next(stream.chunk, None) or stream.refill()
             if fast(row, inputs):  # the kernel tests the input first: a non-finite value goes to the checks
                 return result
-        requested = parse_probes(self.graph, probes) if probes else []
-        arrays = prepare_step_inputs(self.graph, inputs, stream.batch_size)
+        requested = parse_probes(self.graph, probes)
+        arrays = prepare_step_inputs(self.graph, inputs, stream.batch_size)  # private, writable copies
         keys = tuple(p.key for p in requested)
         plan = stream.plans.get(keys)
         if plan is None:
             plan = stream.plans[keys] = self._plan(requested, (stream.batch_size,))
-        flat = [self._writable(arrays[name]) for name in self.graph.inputs]  # [B, *shape]: one step
-        return self._execute(flat, plan, 1, stream)
+        return self._execute([arrays[name] for name in self.graph.inputs], plan, 1, stream)
 
 
 __all__ = ["NumbaModel"]

@@ -12,13 +12,11 @@ Output names are kept verbatim (they are the public signature), the others get r
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Iterable
 
 from snnir.errors import InputError
 from snnir.ir.graph import Graph
-from snnir.ir.io import Output
 from snnir.runtime import Probe, parse_probes
 
 from .context import Names
@@ -66,23 +64,8 @@ class Plan:
         return self.outputs + self.probes
 
 
-def _means_all(text: str) -> bool:
-    """Whether ``text`` looks like a misspelt ``"all"`` ("All", "al", "alll", "every", "*")."""
-    word = text.strip().lower()
-    return word in ("every", "*") or bool(difflib.get_close_matches(word, ["all"], n=1, cutoff=0.6))
-
-
 def resolve_probes(graph: Graph, probes: Iterable | str) -> list[Probe]:
-    """``"all"`` (every node's value and every neuron state) or probe specs as :func:`parse_probes` reads them."""
-    if isinstance(probes, str) and probes != "all" and probes.split(":")[0] not in graph.nodes and _means_all(probes):
-        raise InputError(f"probes={probes!r}: for every node's value and state, write probes=\"all\"")
-    if isinstance(probes, str) and probes == "all":
-        probes = [
-            spec
-            for name, node in graph.nodes.items()
-            if not isinstance(node, Output)
-            for spec in [name, *(f"{name}:{variable}" for variable in node.state_variables)]
-        ]
+    """The probes of :func:`parse_probes` (``"all"`` included), each once: one ONNX output per probe."""
     unique: dict[str, Probe] = {}
     for probe in parse_probes(graph, probes):
         unique.setdefault(probe.key, probe)

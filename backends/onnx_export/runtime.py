@@ -24,7 +24,17 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 from snnir.errors import BackendUnavailableError, InputError, SnnirError, add_note
 from snnir.ir.graph import Graph
 from snnir.lowering import LoweringTable
-from snnir.runtime import CompiledModel, Probe, Result, as_float32, check_batch_size, parse_probes, prepare_sequence_inputs, prepare_step_inputs
+from snnir.runtime import (
+    NO_PROBES,
+    CompiledModel,
+    Probe,
+    Result,
+    as_float32,
+    check_batch_size,
+    parse_probes,
+    prepare_sequence_inputs,
+    prepare_step_inputs,
+)
 
 from .build import build_model
 from .context import Names
@@ -151,7 +161,8 @@ class Session:
         if self.mode == "sequence":
             fetched.update({n: fetched[n][0] for n in self.outputs + [self.probe_outputs[k] for k in exported]})
         next_states = {key: fetched[s_out] for key, _, s_out in self.states}
-        probed = {p.key: fetched[self.probe_outputs[p.key]] if p.key in exported else next_states[p.key] for p in probes}
+        # a state probe is a copy: the state itself feeds the next step, and results are the caller's
+        probed = {p.key: fetched[self.probe_outputs[p.key]] if p.key in exported else next_states[p.key].copy() for p in probes}
         return {n: fetched[n] for n in self.outputs}, probed, next_states
 
 
@@ -218,7 +229,7 @@ class OnnxModel(CompiledModel):
         outputs = {n: np.zeros((*lead, *self.shapes[n]), np.float32) for n in self.graph.outputs}
         return Result(outputs, {p.key: np.zeros((*lead, *self.shapes[p.node]), np.float32) for p in probes})
 
-    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = NO_PROBES) -> Result:
         arrays, steps, batch = prepare_sequence_inputs(self.graph, inputs, num_steps)
         requested = parse_probes(self.graph, probes)
         session = self._checked_session("sequence", requested, per_step=False)
@@ -235,7 +246,7 @@ class OnnxModel(CompiledModel):
         self.batch_size = check_batch_size(batch_size)
         self._states = self._zeros(self.batch_size)
 
-    def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
+    def step(self, inputs: Any, *, probes: Iterable = NO_PROBES) -> Result:
         if self._states is None:
             raise InputError("step() needs a stream: call reset(batch_size) first")
         requested = parse_probes(self.graph, probes)
@@ -274,10 +285,10 @@ class OnnxModel(CompiledModel):
 def _state_array(key: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
     """A state given to ``set_state``: finite real numbers of shape ``[B, *shape]``, as a private
     float32 copy (the stream advances it; the caller's array stays as it was)."""
-    array = as_float32(f"state {key!r}", value)
+    array = as_float32(f"state {key!r}", value, copy=True)  # never an alias of the caller's array
     if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != tuple(shape):
         raise InputError(f"state {key!r}: expected shape [B, {', '.join(map(str, shape))}], found {list(array.shape)}")
-    return array.copy()  # never an alias of the caller's array
+    return array
 
 
 class Runtime(OnnxModel):

@@ -33,6 +33,7 @@ from snnir.ir.graph import Graph
 from snnir.ir.io import Input, Output
 from snnir.lowering import LoweringTable
 from snnir.runtime import (
+    NO_PROBES,
     CompiledModel,
     Result,
     check_batch_size,
@@ -208,7 +209,7 @@ class TorchModel(nn.Module, CompiledModel):
             node: Input = self.graph.nodes[name]  # type: ignore[assignment]
             data = inputs[name]
             if not isinstance(data, torch.Tensor):
-                data = torch.as_tensor(np.asarray(data, dtype=np.float32))
+                data = _from_numpy(_numpy_input(name, data))
             lead = 2 if node.encoding == "sequence" else 1
             if data.dim() != lead + len(node.shape) or tuple(data.shape[lead:]) != tuple(node.shape):
                 layout = "[T, B, " if lead == 2 else "[B, "
@@ -267,8 +268,12 @@ class TorchModel(nn.Module, CompiledModel):
             for layer in switched:
                 layer.train(True)
 
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A checked input array on the module's device and dtype."""
+        return _from_numpy(array).to(device=self.device, dtype=self.dtype)
+
     def _numpy_run(self, arrays: dict[str, np.ndarray], steps: int, state, probes) -> tuple[Result, dict]:
-        tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
+        tensors = {n: self._tensor(a) for n, a in arrays.items()}
         wanted = {(p.node, p.variable) for p in probes}
         with self._inference():
             run = self._simulate(tensors, steps, state, wanted, training=False)
@@ -278,7 +283,7 @@ class TorchModel(nn.Module, CompiledModel):
 
     def _single_step(self, arrays: dict[str, np.ndarray], probes) -> Result:
         """A streaming step of a graph without delayed edges (:func:`.execution.single_step`)."""
-        tensors = {n: torch.from_numpy(a).to(device=self.device, dtype=self.dtype) for n, a in arrays.items()}
+        tensors = {n: self._tensor(a) for n, a in arrays.items()}
         with self._inference():
             values, neurons = single_step(self, tensors, self._stream.get("neurons", {}))
 
@@ -289,7 +294,7 @@ class TorchModel(nn.Module, CompiledModel):
         return Result({name: read(source, variable) for name, source, variable in self.recorded},
                       {p.key: read(p.node, p.variable) for p in probes})
 
-    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = ()) -> Result:
+    def run(self, inputs: Any, *, num_steps: int | None = None, probes: Iterable = NO_PROBES) -> Result:
         """Run a whole sequence from zero state without gradients (dropout off); float32 numpy outputs."""
         arrays, steps, _ = prepare_sequence_inputs(self.graph, inputs, num_steps)
         requested = parse_probes(self.graph, probes)
@@ -300,7 +305,7 @@ class TorchModel(nn.Module, CompiledModel):
         self.batch_size = check_batch_size(batch_size)
         self._stream = {}
 
-    def step(self, inputs: Any, *, probes: Iterable = ()) -> Result:
+    def step(self, inputs: Any, *, probes: Iterable = NO_PROBES) -> Result:
         """Advance the stream one step; inputs and outputs are ``[B, *shape]``."""
         if self._stream is None:
             raise InputError("step() needs a stream: call reset(batch_size) first")
@@ -338,8 +343,25 @@ def _variable(record: str) -> str:
     return "value" if record in ("value", "spikes") else record
 
 
+def _numpy_input(name: str, data: Any) -> np.ndarray:
+    """A non-tensor input of ``forward`` (array, lists) as a C-contiguous float32 array (torch takes no
+    negative strides); what numpy cannot convert is an InputError worded as ``run``'s."""
+    try:
+        return np.ascontiguousarray(data, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"input {name!r}: cannot read as an array ({error})") from None
+
+
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy``, copying a read-only array first: torch has no read-only tensors (it warns
+    and would let a write through), and a read-only input must stay untouched."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+    """A float32 numpy copy of ``tensor``: a result of its own, never a view of an input, of the
+    stream's state or of another result (the same tensor can be an output and a probe)."""
+    return np.array(tensor.detach().to("cpu", torch.float32).numpy(), copy=True, order="C")
 
 
 __all__ = ["TorchModel", "DTYPES"]

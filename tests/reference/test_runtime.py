@@ -157,3 +157,15 @@ def test_a_torch_tensor_that_requires_grad_is_read_as_its_values():
     x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0), requires_grad=True)
     found = snnir.compile(graph).run(x)["spikes"]
     np.testing.assert_array_equal(found, snnir.compile(graph).run(x.detach().numpy())["spikes"])
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_a_near_miss_of_probes_all_says_how_to_write_it_on_every_runtime(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    graph, inputs = CASES["seed_fc"].build()
+    model = snnir.compile(graph, backend)
+    assert "lif1:membrane" in model.run(inputs, probes="all").probes
+    for spelling in ("ALL", "alll", "every", "*"):
+        with pytest.raises(InputError, match=r"write probes=\"all\""):
+            model.run(inputs, probes=spelling)
