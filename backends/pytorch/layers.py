@@ -75,19 +75,9 @@ class Linear(Stateless):
         register(self, "weight", node.weight, True)
         register(self, "bias", node.bias, True)
         self.events: str | None = None
-        self._finite: tuple[tuple[int, int], bool] | None = None
-
-    def _weight_finite(self) -> bool:
-        """Whether every weight is finite, checked again only when the weight changed: its storage or
-        its version counter, which every in-place update (optimizer step, ``copy_``) advances."""
-        key = (self.weight.data_ptr(), self.weight._version)
-        if self._finite is None or self._finite[0] != key:
-            self._finite = (key, bool(torch.isfinite(self.weight).all()))
-        return self._finite[1]
-
     def forward(self, x):
         if self.events is not None and x.dim() == 2:
-            y = event_linear(x, self.weight, self.bias, self.events, self._weight_finite())
+            y = event_linear(x, self.weight, self.bias, self.events)
             if y is not None:
                 return y
         if (x.dim() == 2 and x.device.type == "cpu" and self.weight.shape[0] >= EVENT_MIN_OUTPUTS

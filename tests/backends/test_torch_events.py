@@ -202,15 +202,35 @@ def test_non_finite_weights_take_the_gemm_which_spreads_them_as_the_reference_do
     assert torch.isnan(F.linear(x, weight)[:, 5]).all()
 
 
-def test_a_weight_made_non_finite_in_place_is_noticed_by_the_layer():
-    """The layer caches its weight check by version: an in-place change is seen at the next call."""
+@pytest.mark.parametrize("write", ["no_grad", "data"])
+def test_a_weight_made_non_finite_in_place_is_noticed_by_the_layer(write):
+    """Every call tests the weight: an in-place change is seen at the next call, also one through
+    ``.data``, which advances no version counter."""
     layer = _fc(True, hidden=events.COLUMNS_PER_PASS).layer("fc1")
     x = torch.zeros(8, 100)
     x[:, 3] = 1
     assert layer(x).grad_fn.name().startswith("EventLinear") and torch.isfinite(layer(x)).all()
-    with torch.no_grad():
-        layer.weight[5, 7] = float("inf")  # input 7 is silent: the GEMM's 0·inf is NaN
+    if write == "data":
+        layer.weight.data[5, 7] = float("inf")  # input 7 is silent: the GEMM's 0·inf is NaN
+    else:
+        with torch.no_grad():
+            layer.weight[5, 7] = float("inf")
     assert torch.isnan(layer(x)[:, 5]).all()
+
+
+def test_weights_whose_sum_overflows_are_still_exact():
+    """The cheap finiteness test (a finite sum) fails for finite weights whose sum overflows; the layer
+    then takes the GEMM, whose result is the one the events would give."""
+    x = torch.zeros(4, 200)
+    x[:, 3] = 1
+    weight = torch.full((130, 200), 3e38)
+    assert events.event_linear(x, weight, None, events.ALWAYS) is None  # the GEMM, then
+    layer = _fc(True, hidden=events.COLUMNS_PER_PASS).layer("fc1")
+    with torch.no_grad():
+        layer.weight.fill_(3e38)
+    x = torch.zeros(8, 100)
+    x[:, 3] = 1
+    assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
 def test_a_shape_known_to_have_no_blocked_order_skips_the_event_test(monkeypatch):
