@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from snnir.builder import GraphBuilder
-from snnir.errors import GraphError, SemanticsWarning, UnsupportedNodeError
+from snnir.errors import GraphError, NodeParameterError, SemanticsWarning, UnsupportedNodeError
 from snnir.ir.graph import Graph
-from snnir.ir.neurons import LIF
+from snnir.ir.neurons import LI, LIF
 
 from .folding import Location, Program
 from .layers import import_layer
@@ -40,6 +40,26 @@ class Returned:
     key: Any = None
 
 
+#: what an all-zero constant of the batch's shape usually is, for messages
+STALE_ZEROS = (
+    "an all-zero tensor of the batch's shape made in forward, unchanged at every traced step: an initial state or a "
+    "delayed value that reaches back num_steps or more steps, so the trace never sees what replaces it; convert with "
+    "num_steps greater than the longest delay"
+)
+
+
+def _stale_zeros(value: Any, batch: int) -> bool:
+    """Whether the operand ``value`` is :data:`STALE_ZEROS` (a constant ``[batch, ...]`` tensor of zeros)."""
+    tensor = value.tensor if isinstance(value, Ref) and value.source == "const" else None
+    return tensor is not None and tensor.ndim >= 2 and tensor.shape[0] == batch and not bool(tensor.any())
+
+
+def _integrates_only(op: Op) -> bool:
+    """Whether ``op`` is a neuron that never resets and has no recurrent synapse (which would read its
+    spikes): its membrane is then an LI's value."""
+    return op.kind == "neuron" and isinstance(op.node, LIF) and op.node.reset == "none" and op.recurrent is None
+
+
 def _identifier(path: str) -> str:
     name = re.sub(r"\W", "_", path)
     return name if name and not name[0].isdigit() else f"m_{name}"
@@ -56,6 +76,9 @@ class Assembler:
         self.modules: dict[str, str] = {}
         self.synapses: dict[tuple, str] = {}  # recurrent synapse of a neuron key
         self._converting: set[tuple] = set()  # keys being converted (their operands may be converted first)
+        self.membrane_reads: dict[tuple, str] = {}  # neuron key -> the first consumer of its membrane (see terms)
+        self.spike_reads: set[tuple] = set()  # neuron keys whose spikes feed a consumer
+        self.edges: list[tuple[str, str, int]] = []  # (source, node, delay), found by wire()
         self.input_name = "x"
         probe = program.trace.probe
         self.batch = probe.shape[0] if encoding == "direct" else probe.shape[1]
@@ -98,7 +121,8 @@ class Assembler:
         if not call.is_module:
             try:
                 op = function_op(call)
-            except UnsupportedNodeError:
+            except (UnsupportedNodeError, NodeParameterError) as error:
+                self._refuse_stale_zeros(call, error)
                 self._convert_operands(call, key)  # an unsupported operation upstream is the one to name
                 raise
             if op.kind == "sequence" and key[0] == "pre":
@@ -139,6 +163,13 @@ class Assembler:
                 )
             node, source = node.replace(bias=drive.bias), drive.inputs[0]
         return Op("neuron", [source], node, recurrent, outputs)
+
+    def _refuse_stale_zeros(self, call: Call, error: Exception) -> None:
+        """Name :data:`STALE_ZEROS` as the cause when one is among ``call``'s operands: the operation (a sum, a
+        layer) is then refused for a value the trace never saw, not for what the module computes."""
+        operands = [a for arg in call.args for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        if any(_stale_zeros(ref, self.batch) for ref in operands):
+            raise UnsupportedNodeError(f"{call.describe()}: is fed by {STALE_ZEROS}") from error
 
     def _warn_detach(self, call: Call) -> None:
         """``.detach()`` converts to the identity: the same values, but snnTorch's gradient stops there and the
@@ -229,17 +260,24 @@ class Assembler:
                 raise GraphError(f"{consumer}: uses the whole input sequence; index it by the step (x[step])")
             return [(self.input_name, 0)]
         if kind == "const":
+            if _stale_zeros(ref, self.batch):
+                raise UnsupportedNodeError(f"{consumer}: is fed by {STALE_ZEROS}")
             raise UnsupportedNodeError(f"{consumer}: is fed by a constant tensor, which snnir cannot express as an edge")
         source_key, output = location.key[:2], location.key[2]
         op = self.ops[source_key]
         if op.outputs[output] != "value":
-            raise UnsupportedNodeError(
-                f"{consumer}: is fed by the {op.outputs[output]} of {self.names[source_key]!r}; snnir edges carry a neuron's spikes only"
-            )
+            if not _integrates_only(op) or op.outputs[output] != "membrane":
+                raise UnsupportedNodeError(
+                    f"{consumer}: is fed by the {op.outputs[output]} of {self.names[source_key]!r}; snnir edges carry a neuron's spikes only"
+                )
+            self.membrane_reads.setdefault(source_key, consumer)  # an LI, if its spikes go unused (see build)
+            return [(self.names[source_key], location.delay)]
         return [(node, delay + location.delay) for node, delay in self.value_terms(source_key, consumer)]
 
     def value_terms(self, key: tuple, consumer: str) -> list[tuple[str, int]]:
         op = self.ops[key]
+        if op.kind == "neuron":
+            self.spike_reads.add(key)
         if op.kind in ("node", "neuron"):
             return [(self.names[key], 0)]
         if op.kind == "sequence":
@@ -260,31 +298,63 @@ class Assembler:
         return terms
 
     # -- the graph --------------------------------------------------------------------------------
+    def wire(self, keys: list[tuple]) -> None:
+        """Find every edge (``self.edges``), and with them the neurons whose membrane feeds a layer
+        (:meth:`reads_as_li`); before :meth:`build`, and before the outputs are chosen."""
+        self.edges = self._edges(keys)
+
+    def reads_as_li(self, key: tuple) -> bool:
+        """Whether the neuron ``key`` feeds a layer its membrane: it can only be an LI (see build)."""
+        return key in self.membrane_reads
+
     def build(self, keys: list[tuple], outputs: list[tuple[str, str, str]], input_shape: tuple, time: Any, name: str) -> Graph:
+        nodes = self._nodes_reading_as_li(outputs)
         builder = GraphBuilder(name, num_steps=time.num_steps, dt=time.dt)
         builder.input(self.input_name, input_shape, self.encoding)
         for key in keys:
-            op = self.ops[key]
             if key in self.names:
-                builder.add(self.names[key], op.node)
-                if op.recurrent is not None:
-                    builder.add(self.synapses[key], op.recurrent)
+                builder.add(self.names[key], nodes.get(key, self.ops[key].node))
+                if self.ops[key].recurrent is not None:
+                    builder.add(self.synapses[key], self.ops[key].recurrent)
+        for source, node, delay in self.edges:
+            builder.connect(source, node, delay)
+        for output, node, record in outputs:
+            builder.output(output, node, record)
+        graph = builder.build()
+        self._check_shapes(graph, keys)
+        return graph
+
+    def _edges(self, keys: list[tuple]) -> list[tuple[str, str, int]]:
+        """``(source, node, delay)`` of every edge, in the order the nodes' operands are summed."""
+        edges = []
         for key in keys:
             if key not in self.names:
                 continue
             node = self.names[key]
             consumer = self.call_of(key)[0].describe()
             for ref in self.ops[key].inputs:
-                for source, delay in self.terms(ref, key, consumer):
-                    builder.connect(source, node, delay)
+                edges += [(source, node, delay) for source, delay in self.terms(ref, key, consumer)]
             if self.ops[key].recurrent is not None:  # see neurons.py: rec sees the previous spikes
-                builder.connect(node, self.synapses[key], delay=1)
-                builder.connect(self.synapses[key], node)
-        for output, node, record in outputs:
-            builder.output(output, node, record)
-        graph = builder.build()
-        self._check_shapes(graph, keys)
-        return graph
+                edges += [(node, self.synapses[key], 1), (self.synapses[key], node, 0)]
+        return edges
+
+    def _nodes_reading_as_li(self, outputs: list[tuple[str, str, str]]) -> dict[tuple, LI]:
+        """The neurons whose membrane feeds a layer, as LI nodes. A Leaky that never resets integrates
+        ``U = β·U + D`` whatever it spikes, exactly as LI, whose value is that membrane (``to_snntorch``
+        writes an LI so); it can be one only if its spikes go unused (by layers and by the outputs)."""
+        recorded_spikes = {node for _, node, record in outputs if record == "value"}
+        nodes = {}
+        for key, consumer in self.membrane_reads.items():
+            name = self.names[key]
+            if key in self.spike_reads or name in recorded_spikes:
+                raise UnsupportedNodeError(
+                    f"{consumer}: is fed by the membrane of {name!r}, whose spikes are used too; snnir edges carry a "
+                    "neuron's value (the membrane alone is LI's value: a Leaky(reset_mechanism='none') whose spikes "
+                    "go unused reads as one)"
+                )
+            neuron = self.ops[key].node
+            nodes[key] = LI(neuron.beta, bias=neuron.bias, learn_beta=neuron.learn_beta)
+        return nodes
 
     def _check_shapes(self, graph: Graph, keys: list[tuple]) -> None:
         for key in keys:

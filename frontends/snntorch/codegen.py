@@ -157,6 +157,15 @@ class _Writer:
         else:
             self.body.append(f"{var}, {', '.join(states)} = self.{var}({drive}, {', '.join(states)})")
 
+    def this_step(self, node: str) -> str:
+        """The expression a history variable takes at the end of a step: the node's value of this step.
+
+        A direct input is the same tensor object at every step, so a delayed read of it is kept as a per-step
+        ``.clone()``: then a trace of the module (``from_snntorch``) sees which step's value each read is.
+        """
+        var = self.var[node]
+        return f"{var}.clone()" if node in self.graph.inputs and self.params[node] == var else var
+
     def recorded(self, output: str) -> str:
         source = self.graph.output_source(output)
         record = self.graph.nodes[output].record
@@ -176,7 +185,7 @@ class _Writer:
             self.body.append(f"{records[output]}.append({self.recorded(output)})")
         for (src, k), name in sorted(self.history.items(), key=lambda item: (item[0][0], -item[0][1])):
             self.setup.append(f"{name} = {self.zeros(src)}")
-            self.body.append(f"{name} = {self.history[(src, k - 1)] if k > 1 else self.var[src]}")
+            self.body.append(f"{name} = {self.history[(src, k - 1)] if k > 1 else self.this_step(src)}")
         returned, names = self._returned(records)
         lines = [f"def forward(self, {', '.join(self.params.values())}):"]
         lines += [_INDENT + line for line in self.setup]

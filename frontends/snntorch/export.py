@@ -170,6 +170,7 @@ def build_sequential(graph: Graph, plan_: Plan, chain: list[str]) -> nn.Sequenti
     module.snnir_spec = {
         "form": "sequential",
         "num_steps": graph.time.num_steps,
+        "input": graph.inputs[0],
         "encoding": graph.nodes[graph.inputs[0]].encoding,
         "outputs": outputs,
     }

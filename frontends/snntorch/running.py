@@ -79,44 +79,94 @@ def stack_steps(results: list[Any]) -> tuple[torch.Tensor, ...]:
     return tuple(torch.stack([r[i] for r in results]) for i in range(len(results[0])))
 
 
-def _sequential_steps(spec: dict, x: torch.Tensor, num_steps: int | None) -> int:
-    """How many steps to run: ``num_steps``, else the sequence's length (as snnir's runs do), else the graph's."""
-    if spec["encoding"] != "sequence":
-        return spec["num_steps"] if num_steps is None else num_steps
-    if num_steps is None:
-        return int(x.shape[0])
-    if num_steps > x.shape[0]:
-        raise InputError(f"num_steps={num_steps}, but the sequence input holds {x.shape[0]} steps")
-    return num_steps
+def _positive_steps(num_steps: Any) -> int:
+    """``num_steps`` as an int, refusing what snnir's runs refuse (``run(x, num_steps=...)``)."""
+    if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
+        raise InputError(f"num_steps must be a positive integer, found {num_steps!r}")
+    return int(num_steps)
+
+
+def _first_steps(tensors: list[torch.Tensor], encodings: dict[str, str], num_steps: int) -> list[torch.Tensor]:
+    """The inputs (``encodings``: name -> encoding, in order) with every sequence cut to its first ``num_steps``
+    steps, as snnir's runs do; a shorter sequence is refused."""
+    pairs = list(zip(tensors, encodings.items()))
+    short = [
+        f"sequence input {name!r} holds {t.shape[0]} steps" for t, (name, e) in pairs if e == "sequence" and t.shape[0] < num_steps
+    ]
+    if short:
+        raise InputError(f"num_steps={num_steps}, but {', '.join(short)}")
+    return [t[:num_steps] if e == "sequence" else t for t, (_, e) in pairs]
+
+
+@contextmanager
+def _loop_steps(module: nn.Module, num_steps: int | None) -> Iterator[None]:
+    """Inside: a time-loop module runs ``num_steps`` steps on direct inputs (its ``num_steps`` is put back after);
+    with sequence inputs it runs as many steps as they hold, which :func:`_first_steps` has already cut."""
+    saved = module.num_steps
+    module.num_steps = saved if num_steps is None else num_steps
+    try:
+        yield
+    finally:
+        module.num_steps = saved
+
+
+def _run_loop(module: nn.Module, tensors: list[torch.Tensor], num_steps: int | None) -> dict[str, torch.Tensor]:
+    """:func:`simulate` for a time-loop module: its own forward, over ``num_steps`` steps when given."""
+    encodings = module.snnir_spec["encoding"]
+    if len(tensors) != len(encodings):
+        raise InputError(f"the module takes {len(encodings)} inputs {list(encodings)}, found {len(tensors)}")
+    if num_steps is not None:
+        tensors = _first_steps(tensors, encodings, num_steps)
+    with fresh_states(module), _loop_steps(module, num_steps):
+        returned = module(*tensors)
+    if isinstance(returned, torch.Tensor):
+        returned = (returned,)
+    elif isinstance(returned, dict):
+        returned = tuple(returned.values())
+    return dict(zip(module.output_names, returned))
+
+
+def _run_sequential(module: nn.Module, tensors: list[torch.Tensor], num_steps: int | None) -> dict[str, torch.Tensor]:
+    """:func:`simulate` for an ``nn.Sequential``: stepped once per step, like the snnTorch tutorials do."""
+    spec = module.snnir_spec
+    if len(tensors) != 1:
+        raise InputError(f"an nn.Sequential takes one input, found {len(tensors)}")
+    x = tensors[0]
+    if num_steps is not None:
+        (x,) = _first_steps([x], {spec.get("input", "input"): spec["encoding"]}, num_steps)
+    if spec["encoding"] == "sequence":
+        steps = int(x.shape[0])
+        if not steps:
+            raise InputError("the sequence input holds zero steps")
+    else:
+        steps = spec["num_steps"] if num_steps is None else num_steps
+    with fresh_states(module):
+        stacked = stack_steps(step_sequential(module, x, steps, spec["encoding"]))
+    return {name: stacked[index] for name, index in spec["outputs"].items()}
 
 
 def simulate(module: nn.Module, *inputs: Any, num_steps: int | None = None) -> dict[str, torch.Tensor]:
     """Run a module made by :func:`~snnir.frontends.snntorch.to_snntorch` and name its outputs.
 
-    A time-loop module is simply called (a sequence input sets the number of steps); an ``nn.Sequential`` is
-    stepped ``num_steps`` times (default: the graph's, or the length ``T`` of a sequence input) with the same
-    input (``direct``) or ``x[t]`` (``sequence``), from fresh states, in eval mode.
-    Returns ``{output_name: tensor [T, B, ...]}`` like ``snnir.compile(graph, ...).run(x)``.
+    Both forms run from fresh states, in eval mode, for as many steps as ``snnir.compile(graph, ...).run(x,
+    num_steps=num_steps)``: ``num_steps`` if given (the first ``num_steps`` steps of sequence inputs, which must
+    hold that many), else the length ``T`` of the sequence inputs, else the graph's ``num_steps``. A time-loop
+    module runs its own forward; an ``nn.Sequential`` is stepped with the same input (``direct``) or ``x[t]``
+    (``sequence``). Returns ``{output_name: tensor [T, B, ...]}``.
+
+    Raises:
+        InputError: a module not made by ``to_snntorch``, the wrong number of inputs, ``num_steps`` not a
+            positive integer or longer than a sequence input.
     """
     spec = getattr(module, "snnir_spec", None)
     if spec is None:
         raise InputError("simulate() runs modules made by to_snntorch (they carry an snnir_spec attribute)")
+    steps = None if num_steps is None else _positive_steps(num_steps)
     device = module_device(module)
     tensors = [_as_tensor(x, device) for x in inputs]
     if spec["form"] == "loop":
-        with fresh_states(module):
-            returned = module(*tensors)
-        if isinstance(returned, torch.Tensor):
-            returned = (returned,)
-        elif isinstance(returned, dict):
-            returned = tuple(returned.values())
-        return dict(zip(module.output_names, returned))
-    if len(tensors) != 1:
-        raise InputError(f"an nn.Sequential takes one input, found {len(tensors)}")
-    steps = _sequential_steps(spec, tensors[0], num_steps)
-    with fresh_states(module):
-        stacked = stack_steps(step_sequential(module, tensors[0], steps, spec["encoding"]))
-    return {name: stacked[index] for name, index in spec["outputs"].items()}
+        return _run_loop(module, tensors, steps)
+    return _run_sequential(module, tensors, steps)
 
 
 __all__ = ["fresh_states", "simulate", "module_device", "step_sequential", "stack_steps"]

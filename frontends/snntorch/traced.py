@@ -104,6 +104,7 @@ def convert_traced(
     roots = [("body", p, o) for p, o, _ in located] + [("body", p, 0) for p in neurons[-1:]]
     keys = assembler.collect(roots)
     assembler.name_nodes(keys)
+    assembler.wire(keys)
     nodes = {assembler.names[k]: assembler.ops[k].node for k in assembler.names}
     last_neuron = assembler.names[("body", neurons[-1])] if neurons else None
     outputs = _Outputs(set(nodes) | {assembler.input_name}, last_neuron, {n: node.spiking for n, node in nodes.items()})
@@ -115,8 +116,9 @@ def convert_traced(
         node, record = _record_of(assembler, p, o)
         preferred = hint if isinstance(hint, str) and hint.isidentifier() else None
         returned.append(Returned(outputs.name(node, record, preferred), last_step, recorded_tensor(program, ref), key))
-    if last_neuron is not None:
-        for record in ("value", *nodes[last_neuron].state_variables):
+    if last_neuron is not None:  # its spikes too, unless its membrane feeds a layer: it is an LI then
+        spikes = () if assembler.reads_as_li(("body", neurons[-1])) else ("value",)
+        for record in (*spikes, *nodes[last_neuron].state_variables):
             outputs.name(last_neuron, record)
     wiring = [(output, node, record) for (node, record), output in outputs.records.items()]
     graph = assembler.build(keys, wiring, input_shape, time, name)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import snnir
-from snnir import LIF, GraphBuilder, Linear, Recurrent
+from snnir import LI, LIF, GraphBuilder, Linear, Recurrent, Scale
 from snnir.errors import GraphError, UnsupportedNodeError
 from snnir.testing import CASES
 
@@ -262,3 +262,92 @@ def test_nested_sequential_children_keep_node_names():
     net = nn.Sequential(nn.Sequential(nn.Linear(10, 6)), snn.Leaky(beta=0.8, init_hidden=True, output=True))
     back = to_snntorch(from_snntorch(net, (10,), 5))
     assert [name for name, _ in back.named_children()] == ["fc1", "lif1"]  # '0.0' is no child name
+
+
+def _loop_graph(encoding):
+    """A direct or sequence graph that to_snntorch turns into a time-loop module (it records an inner layer)."""
+    builder = GraphBuilder(num_steps=6)
+    x = builder.input("x", (3,), encoding=encoding)
+    lif = builder.add("lif", LIF(0.75), builder.add("fc", Linear(weight=np.full((4, 3), 0.5)), x))
+    builder.output("spikes", lif)
+    builder.output("fc_out", "fc")
+    return builder.build()
+
+
+@pytest.mark.parametrize("encoding", ["direct", "sequence"])
+@pytest.mark.parametrize("steps", [2, 6, 9])
+def test_simulate_runs_a_loop_module_for_num_steps_as_snnir_runs_do(encoding, steps):
+    graph = _loop_graph(encoding)
+    back = to_snntorch(graph)
+    assert isinstance(back, SnnTorchLoop)
+    x = np.random.default_rng(0).integers(0, 3, (9, 2, 3) if encoding == "sequence" else (2, 3)).astype(np.float32)
+    expected = snnir.compile(graph, "reference").run(x, num_steps=steps)
+    found = simulate(back, x, num_steps=steps)
+    for key in expected.outputs:
+        np.testing.assert_array_equal(found[key].numpy(), expected[key], err_msg=key)
+    assert back.num_steps == 6  # the module's own step count is left as it was
+
+
+@pytest.mark.parametrize("form", ["sequential", "loop"])
+def test_simulate_refuses_num_steps_snnir_runs_refuse(form):
+    chain = snnir.Sequential(Linear(4), LIF(0.75), input_shape=(3,), encoding="sequence")
+    back = to_snntorch(_loop_graph("sequence") if form == "loop" else chain)
+    x = np.ones((5, 2, 3), np.float32)
+    assert back.snnir_spec["form"] == form
+    with pytest.raises(snnir.InputError, match="sequence input 'x' holds 5 steps"):
+        simulate(back, x, num_steps=6)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(snnir.InputError, match="num_steps must be a positive integer"):
+            simulate(back, x, num_steps=bad)
+    with pytest.raises(snnir.InputError, match="zero steps"):
+        simulate(back, np.ones((0, 2, 3), np.float32))
+
+
+@pytest.mark.parametrize("delay", [1, 2])
+def test_a_delayed_direct_input_survives_the_round_trip(delay):
+    # The input tensor is the same object at every step: the loop keeps a per-step clone of it for the delayed
+    # read, so that from_snntorch's trace sees which step's input each read is.
+    builder = GraphBuilder(num_steps=5)
+    x = builder.input("x", (3,))
+    fc = builder.add("fc", Linear(weight=np.full((2, 3), 0.5)))
+    builder.connect(x, fc, delay=delay)
+    builder.output("spikes", builder.add("lif", LIF(0.5), fc))
+    graph = builder.build()
+    again = from_snntorch(to_snntorch(graph), (3,), 5)
+    assert [(e.src, e.dst, e.delay) for e in again.edges if e.dst == "fc"] == [("x", "fc", delay)]
+    inputs = np.ones((2, 3), np.float32)
+    expected = snnir.compile(graph, "reference").run(inputs)["spikes"]
+    np.testing.assert_array_equal(snnir.compile(again, "reference").run(inputs)["spikes"], expected)
+
+
+@pytest.mark.parametrize("into", ["neuron", "layer"])
+def test_a_delay_the_trace_cannot_see_is_refused_naming_the_cause(into):
+    # a delay of num_steps: the exported loop's history variable stays at its initial zeros for the whole trace
+    builder = GraphBuilder(num_steps=2)
+    x = builder.input("x", (3,), encoding="sequence")
+    lif = builder.add("lif", LIF(0.5), builder.add("fc", Linear(weight=np.full((2, 3), 0.5)), x))
+    out = lif if into == "neuron" else builder.add("scale", Scale(2.0))
+    builder.connect(builder.add("rec", Scale(-0.5), lif) if into == "neuron" else lif, out, delay=2)
+    builder.output("out", out)
+    module = to_snntorch(builder.build())
+    with pytest.raises(UnsupportedNodeError, match="reaches back num_steps or more steps"):
+        from_snntorch(module, (3,), 2, encoding="sequence")
+    longer = from_snntorch(module, (3,), 3, encoding="sequence")  # a longer trace sees the delay at work
+    assert [e.delay for e in longer.edges if e.delay] == [2]
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_an_li_feeding_a_layer_round_trips(last):
+    """to_snntorch writes an LI as a Leaky without reset whose membrane is the value; from_snntorch reads that
+    back as the LI, also when it is the last neuron of the loop (its spikes are then not recorded)."""
+    builder = GraphBuilder(num_steps=5)
+    x = builder.input("x", (3,), encoding="sequence")
+    li = builder.add("li1", LI(0.5, bias=0.25), builder.add("fc1", Linear(weight=np.full((4, 3), 0.5, np.float32)), x))
+    fc2 = builder.add("fc2", Linear(weight=np.full((2, 4), 0.75, np.float32)), li)
+    builder.output("out", fc2 if last else builder.add("lif", LIF(0.5), fc2))
+    graph = builder.build()
+    again = from_snntorch(to_snntorch(graph), (3,), 5, encoding="sequence")
+    assert again.nodes["li1"].kind == "LI"
+    inputs = (np.random.default_rng(1).random((5, 2, 3)) < 0.5).astype(np.float32)
+    expected = snnir.compile(graph, "reference").run(inputs)["out"]
+    assert np.array_equal(snnir.compile(again, "reference").run(inputs)["out"], expected)

@@ -188,6 +188,44 @@ def test_unfoldable_steps_are_named(step, error, expected):
     assert "test_snntorch_trace.py" in str(caught.value) or "lif" in str(caught.value)  # where
 
 
+class IntegratorFeed(nn.Module):
+    """A Leaky that never resets, whose membrane (not its spikes) feeds the next layer: a leaky integrator."""
+
+    def __init__(self, return_spikes=False):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(3, 4), nn.Linear(4, 2)
+        self.integrator = snn.Leaky(0.75, reset_mechanism="none")
+        self.lif = snn.Leaky(0.5)
+        self.return_spikes = return_spikes
+
+    def forward(self, x):
+        mem_i, mem = self.integrator.reset_mem(), self.lif.reset_mem()
+        records, integrator_spikes = [], []
+        for _ in range(STEPS):
+            spk_i, mem_i = self.integrator(self.fc1(x), mem_i)
+            spk, mem = self.lif(self.fc2(mem_i), mem)
+            records.append(spk)
+            integrator_spikes.append(spk_i)
+        return (torch.stack(records), torch.stack(integrator_spikes)) if self.return_spikes else torch.stack(records)
+
+
+def test_a_membrane_of_a_leaky_without_reset_feeds_a_layer_as_an_li():
+    """``U = β·U + I`` whatever it spikes: with its spikes unused, the Leaky is an LI, whose value is the membrane."""
+    net = IntegratorFeed()
+    graph = from_snntorch(net, (3,), STEPS)
+    assert graph.nodes["integrator"].kind == "LI" and graph.nodes["integrator"].beta == 0.75
+    x = _rand(BATCH, 3, scale=1.0)
+    with torch.no_grad():
+        utils.reset(net)
+        expected = net(x).numpy()
+    assert np.array_equal(snnir.compile(graph, "torch").run(x.numpy())["spikes"], expected)
+
+
+def test_a_membrane_whose_neurons_spikes_are_used_too_is_refused():
+    with pytest.raises(UnsupportedNodeError, match="membrane of 'integrator', whose spikes are used too"):
+        from_snntorch(IntegratorFeed(return_spikes=True), (3,), STEPS)
+
+
 def test_wrong_number_of_steps_names_the_loop_length():
     with pytest.raises(GraphError, match="seems to run 8 steps"):
         from_snntorch(Loop(_relu), (3,), 5)
