@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from snnir.errors import SnnirError
+
 #: the options each script takes, of those this runner passes on
 OPTIONS = {"bench_numba_infer": ("threads", "quick"), "bench_onnx": ("threads",), "bench_torch_train": ("threads", "quick")}
 
@@ -45,6 +47,9 @@ def main(argv: list[str]) -> int:
         except SystemExit as exit_:  # a script's own refusal, e.g. peers that disagree
             status = exit_.code
             print(exit_.code if isinstance(exit_.code, str) else "", file=sys.stderr)
+        except SnnirError as error:  # e.g. a result file that cannot be written: the next scripts still run
+            status = 1
+            print(f"{name}: error: {error}", file=sys.stderr)
         if status:
             failed.append(name)
         print(f"({name} took {time.perf_counter() - start:.0f} s)", flush=True)

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.common import agreement, agreement_failure, fc_graph, provenance, snntorch_fc
+from benchmarks.common import agreement, agreement_failure, check_output, fc_graph, provenance, snntorch_fc, write_results
 
 # torch and numba each bring an OpenMP runtime; with the default (spinning) wait policy the idle
 # threads of one steal the cores of the other, and every peer in this one process slows down
@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, no compile-cost processes")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    check_output(args.output)  # before minutes of measuring
 
     import numba
     import torch
@@ -383,9 +384,8 @@ def _report(rows: list[dict], costs: list[dict], activity_ratio: float, environm
               f"(imports {row['import_s']:.2f} s)")
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
-    output.parent.mkdir(parents=True, exist_ok=True)
     document = {"environment": environment, "rows": rows, "activity_ratio_p001_over_p01": activity_ratio, "compile": costs, "notes": list(dict.fromkeys(notes))}
-    output.write_text(json.dumps(document, indent=1) + "\n")
+    write_results(output, document)
     print(f"wrote {output}")
 
 

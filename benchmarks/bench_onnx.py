@@ -16,7 +16,6 @@ benchmarks/results/onnx_bench.json. Run: ``python -m benchmarks.bench_onnx [--th
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.common import agreement, agreement_failure, fc_graph, provenance, snntorch_fc
+from benchmarks.common import agreement, agreement_failure, check_output, fc_graph, provenance, snntorch_fc, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "onnx_bench.json"
 
@@ -65,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    check_output(args.output)  # before minutes of measuring
 
     import snnir
     import torch
@@ -171,9 +171,8 @@ def _report(rows: list[dict], args: argparse.Namespace, environment: dict, numba
         print(f"{labels[r['workload']]:<28} {r['runner']:<38} {shown:>14} {r['speedup_vs_snntorch']:>11.2f}x")
     if numba_note:
         print(f"note: {numba_note}; its rows are missing")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {"environment": environment, "numba_note": numba_note, "rows": rows}
-    args.output.write_text(json.dumps(document, indent=1) + "\n")
+    write_results(args.output, document)
     print(f"wrote {args.output}")
 
 

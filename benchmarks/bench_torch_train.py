@@ -31,7 +31,6 @@ than the CPU adds its name: torch_train_cuda.json). On CUDA each step is timed u
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.common import agreement, agreement_failure, fc_parameters, provenance
+from benchmarks.common import agreement, agreement_failure, check_output, fc_parameters, provenance, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "torch_train.json"
 TUNED_RESULTS = RESULTS.with_name("torch_train_tuned.json")
@@ -301,14 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (TUNED_RESULTS if args.keep_freed_memory else RESULTS)
     if args.device != "cpu" and args.out is None:
         out = out.with_name(f"{out.stem}_{torch.device(args.device).type}.json")
+    check_output(out)  # before minutes of measuring
     builders = {"a": lambda: workload_a(args.device), "b": lambda: workload_b(device=args.device),
                 "b-dense": lambda: workload_b(event_driven=False, device=args.device)}
     results = [measure(builders[name](), args.repeats, args.warmup) for name in args.workloads]
     print(_table(results, args.threads, malloc, args.device))
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": "torch_train", "environment": provenance(), "device": args.device, "threads": args.threads,
                "malloc": malloc, "results": results}
-    out.write_text(json.dumps(payload, indent=2))
+    write_results(out, payload, indent=2)
     print(f"\nwrote {out}")
     return 0
 

@@ -11,6 +11,7 @@ hidden layer fires 7.8 % and the output layer 7.2 % of the time (1.3 % and 1.9 %
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from snnir.formats.atomic import atomic_write, check_writable, make_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Gain on workload (b)'s default-initialised weights and biases (see the module docstring).
@@ -160,4 +163,20 @@ def provenance() -> dict[str, Any]:
     }
 
 
-__all__ = ["FC_GAIN", "fc_parameters", "fc_graph", "snntorch_fc", "agreement", "agreement_failure", "provenance"]
+def check_output(path: str | os.PathLike) -> Path:
+    """Create the result file's directory and check that the file can be written, before any measurement
+    (a run of minutes should not end in a refusal); a WriteError names the file and the cause."""
+    make_directory(Path(path).parent)
+    return check_writable(path)
+
+
+def write_results(path: str | os.PathLike, document: dict[str, Any], indent: int = 1) -> Path:
+    """Write a result document as indented JSON, atomically: the previous results stay whole until the
+    new ones are complete."""
+    text = json.dumps(document, indent=indent) + "\n"
+    make_directory(Path(path).parent)
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+__all__ = ["FC_GAIN", "fc_parameters", "fc_graph", "snntorch_fc", "agreement", "agreement_failure", "provenance", "check_output",
+           "write_results"]

@@ -27,6 +27,7 @@ from .errors import (
     ShapeError,
     SnnirError,
     UnsupportedNodeError,
+    WriteError,
 )
 from .formats import load, save
 from .ir import (
@@ -122,6 +123,7 @@ __all__ = [
     "GraphError",
     "ShapeError",
     "FormatError",
+    "WriteError",
     "InputError",
     "UnsupportedNodeError",
     "BackendNotFoundError",

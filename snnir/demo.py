@@ -6,6 +6,8 @@
 3. deploy: write the trained graph back, compile it with numba (no torch) and export it to ONNX
    (run by onnxruntime), and compare accuracy, agreement with torch and speed side by side;
 4. keep: the trained ``.snnir``, the ``.onnx`` and PNG plots (curves, raster, activity) in ``--out``.
+   Each file is written atomically: a run that fails or is interrupted leaves every artefact whole,
+   from this run or from the previous one.
 
 ``python -m snnir.demo --quick`` runs a reduced version (one short epoch) for tests.
 """
@@ -22,7 +24,7 @@ import numpy as np
 
 import snnir
 from snnir.data import batches, load_dataset
-from snnir.formats.atomic import atomic_write
+from snnir.formats.atomic import atomic_write, make_directory
 
 
 def _default_model() -> Path:
@@ -70,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from snnir.plots import plot_activity, plot_history, plot_raster
 
     torch.manual_seed(0)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_directory(args.out)  # now, not after training: a bad --out fails in a second
 
     # 1. declare
     graph = snnir.load(args.model)
@@ -143,4 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except snnir.SnnirError as error:  # as the CLI: one line naming the file and the cause, no traceback
+        raise SystemExit(f"snnir demo: error: {error}") from None

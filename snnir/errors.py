@@ -28,6 +28,14 @@ class FormatError(SnnirError, ValueError):
     """A model file (.snnir, YAML, ONNX, NIR) is malformed, truncated or of an unknown version."""
 
 
+class WriteError(FormatError, OSError):
+    """A file cannot be written (no such directory, a read-only file or directory, a full disk...).
+
+    A FormatError like every other problem with a model file, and an OSError carrying the cause's
+    ``errno`` for callers that catch the operating system's errors. The target is left as it was.
+    """
+
+
 class InputError(SnnirError, ValueError):
     """Data handed to a compiled model has the wrong shape, dtype or non-finite values."""
 
@@ -74,6 +82,7 @@ __all__ = [
     "GraphError",
     "ShapeError",
     "FormatError",
+    "WriteError",
     "InputError",
     "UnsupportedNodeError",
     "BackendNotFoundError",

@@ -29,8 +29,10 @@ def _pyplot():
 
 def _save(figure, path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(figure)
+    try:
+        figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        _pyplot().close(figure)  # also when savefig fails: pyplot keeps every unclosed figure alive
     return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
 
 

@@ -38,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from snnir.errors import InputError, SnnirError
+from snnir.formats.atomic import check_writable
 
 from .checkpoints import History, load_checkpoint, save_checkpoint, unwrap
 from .losses import accuracy_rate, make_loss
@@ -369,6 +370,8 @@ def fit(
         first_epoch, history = load_checkpoint(checkpoint, model, opt, rng)
         first_epoch += 1
     _check_training_setup(model, loss_fn, data, epochs - first_epoch)
+    if checkpoint is not None and rank == 0:
+        check_writable(checkpoint)  # a WriteError now, not after the first epoch's work
     for epoch in range(first_epoch, epochs):
         model.train()
         started = time.perf_counter()

@@ -19,6 +19,7 @@ from snnir.optional import require
 
 require("nir", "nir", "snnir.frontends.nir")  # fail early, with the extra to install
 
+import io
 import os
 from pathlib import Path
 
@@ -45,7 +46,11 @@ def save_nir(graph: Graph, path: str | os.PathLike) -> Path:
     import nir
 
     nir_graph = to_nir(graph)
-    return atomic_write(path, lambda handle: nir.write(handle, nir_graph))
+    # into memory first: h5py turns any exception of a file it writes to (Ctrl-C, a full disk) into its own
+    # "File close failed", which would hide what happened
+    buffer = io.BytesIO()
+    nir.write(buffer, nir_graph)
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
 
 
 __all__ = ["from_nir", "to_nir", "load_nir", "save_nir", "read_nir", "SCHEMES"]

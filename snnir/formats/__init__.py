@@ -15,6 +15,7 @@ from typing import Callable
 
 from ..errors import FormatError
 from ..ir.graph import Graph
+from .atomic import check_writable
 
 #: extension -> ("module:function", extra that provides its dependency or None)
 LOADERS: dict[str, tuple[str, str | None]] = {
@@ -67,4 +68,12 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
     return _resolve(SAVERS, path, "writing")(graph, path)
 
 
-__all__ = ["load", "save", "LOADERS", "SAVERS"]
+def check_save(path: str | os.PathLike) -> None:
+    """Check, before a long computation, that ``save(graph, path)`` will be able to write ``path``: a
+    known extension whose dependency is installed, and a writable place (see ``atomic.check_writable``)."""
+    path = Path(path)
+    _resolve(SAVERS, path, "writing")
+    check_writable(path)
+
+
+__all__ = ["load", "save", "check_save", "LOADERS", "SAVERS"]

@@ -112,6 +112,16 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch
         load_checkpoint(tmp_path / "junk.ckpt", model)
 
 
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
+    """fit checks the checkpoint's place first: a missing directory is a WriteError before any epoch runs."""
+    x, y = _data(12)
+    model = snnir.compile(_graph(), "torch")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with pytest.raises(snnir.WriteError, match=r"nowhere/run.ckpt: cannot save, the directory .* does not exist"):
+        fit(model, (x, y), epochs=1, checkpoint=tmp_path / "nowhere" / "run.ckpt", progress=False)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # not one step was taken
+
+
 def test_dataloaders_encoders_and_optimizers_by_object():
     x, y = _data(24)
     graph = _graph("sequence", steps=6)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..common import add_data_arguments, add_import_arguments, load_model, load_split, model_input
 
@@ -26,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ...compiler import compile as compile_graph
     from ...errors import InputError
+    from ...formats.atomic import make_directory
     from ...plots import plot_activity, plot_raster
 
     graph = load_model(args, args.model)
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.sample < len(x):
         raise InputError(f"--sample {args.sample}: there are {len(x)} samples (0 to {len(x) - 1}); see --limit")
     result = compile_graph(graph, args.backend).run(model_input(args, graph)(x), probes=spiking)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_directory(args.out)  # each plot is written atomically: a failure keeps the earlier ones whole
     label = f" (label {y[args.sample]})"
     raster = plot_raster(result.probes[layer], out / f"raster_{layer}.png", sample=args.sample,
                          title=f"{graph.name}: spikes of {layer!r}, sample {args.sample}{label}", dt=graph.time.dt)

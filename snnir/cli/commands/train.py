@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ..common import add_data_arguments, add_import_arguments, load_data, load_model, model_input, positive_int
 
@@ -64,6 +65,27 @@ def _resume_note(checkpoint, epochs: int) -> str:
     return f"resuming from {checkpoint} after {_count(done, 'epoch')}"
 
 
+def _same_file(first, second) -> bool:
+    return os.path.realpath(first) == os.path.realpath(second)
+
+
+def _check_outputs(args: argparse.Namespace, out) -> None:
+    """Refuse, before training, outputs that could not be written after it (a missing directory, a
+    read-only file...) and a checkpoint that would overwrite the model or the trained graph."""
+    from ...errors import InputError
+    from ...formats import check_save
+    from ...formats.atomic import check_writable
+
+    check_save(out)
+    if args.checkpoint is None:
+        return
+    for other, flag in ((args.model, "the model"), (out, "--out")):
+        if _same_file(args.checkpoint, other):
+            raise InputError(f"--checkpoint {args.checkpoint} is {flag}: it would be overwritten after every epoch; "
+                             f"name another file")
+    check_writable(args.checkpoint)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -82,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         x, y = x[: args.limit], y[: args.limit]
     if args.checkpoint is None and args.resume:
         raise InputError("--resume needs --checkpoint")
+    out = Path(args.out) if args.out else Path(args.model).with_name(Path(args.model).stem + "_trained.snnir")
+    _check_outputs(args, out)
     try:
         loss = _loss_spec(args.loss)
     except json.JSONDecodeError as error:
@@ -102,7 +126,6 @@ def run(args: argparse.Namespace) -> int:
     trained = trained.replace(metadata={**trained.metadata, "training": {
         "data": str(args.data), "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
         "loss": loss, "history": history.to_dict()["epochs"], "test_accuracy": scores["accuracy"]}})
-    out = Path(args.out) if args.out else Path(args.model).with_name(Path(args.model).stem + "_trained.snnir")
     save(trained, out)
     print(f"test accuracy {scores['accuracy'] * 100:.2f}% on {scores['samples']} samples; wrote {out}")
     return 0
