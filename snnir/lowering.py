@@ -3,12 +3,13 @@
 A backend fills its table with ``@RULES.register(LIF)`` over a function; ``rule_for`` finds the rule
 of a node (walking the class hierarchy, so a user subclass of LIF lowers like LIF) or raises
 UnsupportedNodeError listing what the backend supports. Users may override rules per compile call:
-``snnir.compile(graph, "torch", overrides={LIF: my_rule})``.
+``snnir.compile(graph, "torch", overrides={LIF: my_rule})``; a package adding a node kind registers its
+rules for every compile with ``snnir.get_backend("torch").rules.register(MyKind)(rule)``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import UnsupportedNodeError
 from .ir.io import Input, Output
@@ -27,7 +28,7 @@ class LoweringTable:
 
         def decorate(rule: Callable) -> Callable:
             for kind in kinds:
-                self._rules[kind] = rule
+                self._rules[kind] = _callable(rule, kind)
             return rule
 
         return decorate
@@ -38,7 +39,9 @@ class LoweringTable:
                 return self._rules[kind]
         raise UnsupportedNodeError(
             f"backend {self.backend!r} cannot lower node {name!r} ({node.kind}); "
-            f"it supports: {', '.join(self.supported())}"
+            f"it supports: {', '.join(self.supported())}. Give {node.kind} a rule for one compile with "
+            f"overrides={{{node.kind}: rule}}, or for every compile with "
+            f"snnir.get_backend({self.backend!r}).rules.register({node.kind})(rule)"
         )
 
     def with_overrides(self, overrides: Mapping[type[Node] | str, Callable] | None) -> LoweringTable:
@@ -50,7 +53,7 @@ class LoweringTable:
             kind = Node.registry.get(key) if isinstance(key, str) else key
             if not (isinstance(kind, type) and issubclass(kind, Node)):
                 raise UnsupportedNodeError(f"override key {key!r} is not a node kind; known: {', '.join(sorted(Node.registry))}")
-            merged[kind] = rule
+            merged[kind] = _callable(rule, kind)
         return LoweringTable(self.backend, merged)
 
     def supported(self) -> tuple[str, ...]:
@@ -64,6 +67,14 @@ class LoweringTable:
         """
         supported = set(self.supported()) | {Input.kind, Output.kind}
         return tuple(sorted(k for k in (kinds or Node.registry) if k not in supported))
+
+
+def _callable(rule: Any, kind: type[Node]) -> Callable:
+    """Refuse a rule that is not callable (a module or a rule's name) when it is given, not when a
+    compile first calls it far from the cause."""
+    if not callable(rule):
+        raise UnsupportedNodeError(f"the rule given for {getattr(kind, '__name__', kind)} is not callable: {rule!r}")
+    return rule
 
 
 __all__ = ["LoweringTable"]

@@ -94,3 +94,46 @@ def test_support_matrix_is_generated_from_the_tables():
     assert table["reference"]["CubaLIF"] == "yes"
     text = support_matrix(markdown=True)
     assert text.startswith("| node | reference |") and "| LIF | yes |" in text
+
+
+def test_register_backend_in_process_imports_a_target_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_registered", {})
+    (tmp_path / "lazy_backend.py").write_text("from snnir.reference import ReferenceBackend as Backend\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.register_backend("lazy", "lazy_backend:Backend")
+    assert "lazy_backend" not in sys.modules and "lazy" in registry.backend_names()
+    result = snnir.compile(snnir.Sequential(snnir.Linear(2), snnir.LIF(0.5), input_shape=(3,)), "lazy").run(np.ones((1, 3)))
+    assert result["spikes"].shape == (25, 1, 2)
+    registry.register_backend("lazy", "lazy_backend_gone:Backend", extra="lazyextra")  # replaces, and forgets the cached one
+    with pytest.raises(BackendNotFoundError, match="backend 'lazy' is registered but its module lazy_backend_gone"):
+        registry.get_backend("lazy")
+    registry.unregister_backend("lazy")
+    with pytest.raises(BackendNotFoundError, match="no backend 'lazy' was registered with register_backend"):
+        registry.unregister_backend("lazy")
+    sys.modules.pop("lazy_backend", None)
+
+
+def test_a_backend_without_rules_or_known_gaps_is_unavailable_not_a_crash(monkeypatch):
+    class CompileOnly:
+        def compile(self, graph, **options):
+            return snnir.compile(graph, "reference")
+
+    monkeypatch.setattr(registry, "_registered", {})
+    registry.register_backend("bare", CompileOnly)
+    with pytest.raises(BackendUnavailableError, match=r"backend 'bare' \(CompileOnly\) lacks rules, known_gaps: a backend has rules"):
+        snnir.compile(snnir.Sequential(snnir.Linear(2), input_shape=(2,)), "bare")
+    assert registry.backend_status()["bare"].startswith("backend 'bare' (CompileOnly) lacks rules")
+    from snnir.support import support_matrix
+
+    assert "bare: unavailable: backend 'bare' (CompileOnly) lacks rules" in support_matrix()
+
+
+def test_an_entry_point_naming_nothing_is_unavailable(tmp_path, monkeypatch):
+    (tmp_path / "plugin_without_backend.py").write_text("VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint("hollow", "plugin_without_backend:Backend", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"hollow": entry})
+    with pytest.raises(BackendUnavailableError, match=r"backend 'hollow': its entry point plugin_without_backend:Backend fails to load \("):
+        registry.get_backend("hollow")
+    assert registry.backend_status()["hollow"].startswith("backend 'hollow': its entry point")
+    sys.modules.pop("plugin_without_backend", None)

@@ -48,8 +48,13 @@ class Node:
             return
         cls.kind = cls.__name__
         existing = Node.registry.get(cls.kind)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise TypeError(f"node kind {cls.kind!r} is already registered by {existing.__module__}")
+        # The same class defined again (a reloaded module, a re-run notebook cell) replaces itself; a class
+        # of the same name from another module would silently take over the kind files are read with.
+        if existing is not None and _origin(existing) != _origin(cls):
+            raise TypeError(
+                f"node kind {cls.kind!r} is already registered by {'.'.join(_origin(existing))}; a kind is named "
+                f"by its class name, so {'.'.join(_origin(cls))} needs another name"
+            )
         Node.registry[cls.kind] = cls
 
     def __post_init__(self) -> None:
@@ -198,6 +203,11 @@ class Node:
 
     def __repr__(self) -> str:
         return f"{self.kind}({self.describe(include_training=True)})"
+
+
+def _origin(kind: type) -> tuple[str, str]:
+    """Where a node class is defined: ``(module, qualified name)``."""
+    return kind.__module__, kind.__qualname__
 
 
 def _rebuild(kind: type[Node], values: dict[str, Any]) -> Node:
