@@ -10,14 +10,12 @@ Pools cost one operation per window element.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from .ir.graph import Graph
-from .ir.layers import AvgPool2d, Conv1d, Conv2d, Linear, MaxPool2d, SumPool2d
 from .passes.analysis import sparse_values, spike_carriers
 
 
@@ -33,16 +31,9 @@ class LayerCost:
 
 
 def dense_macs(graph: Graph, name: str) -> int:
-    """Multiply-accumulates of one synapse or pool node for one sample and step (0 for other nodes)."""
-    node, shapes = graph.nodes[name], graph.shapes
-    if isinstance(node, Linear):
-        return int(node.weight.size if isinstance(node.weight, np.ndarray) else node.out_features * graph.input_shape(name)[0])
-    if isinstance(node, (Conv1d, Conv2d)):
-        in_channels = graph.input_shape(name)[0]
-        return int(math.prod(shapes[name]) * (in_channels // node.groups) * math.prod(node.kernel_size))
-    if isinstance(node, (MaxPool2d, AvgPool2d, SumPool2d)):
-        return int(math.prod(shapes[name]) * math.prod(node.kernel_size))
-    return 0
+    """Multiply-accumulates of one synapse or pool node for one sample and step (``Node.macs``; 0 for
+    other nodes)."""
+    return int(graph.nodes[name].macs(graph.input_shape(name), graph.shapes[name]))
 
 
 def synaptic_operations(graph: Graph, rates: dict[str, float] | None = None) -> list[LayerCost]:

@@ -24,7 +24,9 @@ from snnir import registry
 from snnir.errors import BackendNotFoundError, BackendUnavailableError, NodeParameterError, ShapeError, UnsupportedNodeError
 from snnir.ir.fields import Flag, SurrogateField, Tensor, spec
 from snnir.ir.node import Node
+from snnir.analysis import synaptic_operations
 from snnir.lowering import LoweringTable
+from snnir.passes import sparse_values
 from snnir.reference.kernels import heaviside
 from snnir.reference.neurons import NeuronKernel
 from snnir.reference.rules import Stateless
@@ -49,6 +51,10 @@ def _kinds() -> SimpleNamespace:
             if np.any(self.lo > self.hi):
                 raise NodeParameterError("Clamp: lo must be <= hi")
 
+        @property
+        def keeps_zeros(self) -> bool:  # clamp(0) = 0 only when the range holds 0
+            return bool(np.all(self.lo <= 0) and np.all(self.hi >= 0))
+
         def infer_output(self, input_shape):
             self.check_per_neuron(input_shape)
             return tuple(input_shape)
@@ -69,8 +75,6 @@ def _kinds() -> SimpleNamespace:
         spiking: ClassVar[bool] = True
         state_variables: ClassVar[tuple[str, ...]] = ("membrane", "adaptation")
         training_fields: ClassVar[tuple[str, ...]] = ("surrogate", "learn_beta")
-        reset: ClassVar[str] = "subtract"  # the onnx backend's state metadata reads these of every spiking neuron
-        reset_timing: ClassVar[str] = "same_step"
 
         def infer_output(self, input_shape):
             self.check_per_neuron(input_shape)
@@ -266,6 +270,19 @@ def test_user_kinds_validate_and_infer_shapes(plugin):
         snnir.validate(snnir.Sequential(plugin.Clamp(np.zeros(3), 1.0), input_shape=(4,)))
     graph, _ = _graph(plugin, np.random.default_rng(0))
     assert graph.shapes["alif"] == (5,) and "membrane, adaptation" in graph.summary()
+
+
+def test_user_kinds_take_part_in_the_analyses(plugin):
+    """keeps_zeros (here a property of the fields) lets sparsity pass a user kind; macs counts a user synapse."""
+    builder = snnir.GraphBuilder("sparse", num_steps=2)
+    x = builder.input("x", (4,), encoding="sequence")
+    through = builder.add("through", plugin.Clamp(-1.0, 1.0), x)
+    shifted = builder.add("shifted", plugin.Clamp(0.5, 1.0), x)
+    builder.output("a", builder.add("fa", snnir.Linear(weight=np.ones((3, 4), np.float32)), through))
+    builder.output("b", builder.add("fb", snnir.Linear(weight=np.ones((3, 4), np.float32)), shifted))
+    graph = builder.build()
+    assert {"x", "through"} <= sparse_values(graph) and "shifted" not in sparse_values(graph)
+    assert [(c.node, c.macs) for c in synaptic_operations(graph)] == [("fa", 12), ("fb", 12)]
 
 
 @pytest.mark.parametrize("suffix", ["snnir", "yaml"])

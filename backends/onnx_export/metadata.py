@@ -60,11 +60,12 @@ def _dims(shape: tuple[int, ...], *, time: bool = False) -> list:
 
 
 def _reset_rule(graph: Graph, node_name: str, lag: int) -> dict | None:
-    """What a spike does to a neuron's state (delay lines and non-spiking neurons: nothing)."""
+    """What a spike does to a neuron's state (delay lines and non-spiking neurons: nothing). A user's
+    spiking kind without snnir's ``reset``/``reset_timing`` fields resets its own way: ``"custom"``."""
     node = graph.nodes[node_name]
     if lag or not node.spiking:
         return None
-    return {"mode": node.reset, "timing": node.reset_timing}  # type: ignore[attr-defined]
+    return {"mode": getattr(node, "reset", "custom"), "timing": getattr(node, "reset_timing", "custom")}
 
 
 def signature(graph: Graph, plan: Plan) -> dict[str, Any]:

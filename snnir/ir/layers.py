@@ -103,6 +103,9 @@ class Linear(Node):
     def fan_in(self, input_shape: Shape) -> int:
         return int(input_shape[0])
 
+    def macs(self, input_shape: Shape | None, output_shape: Shape) -> int:
+        return math.prod(output_shape) * self.fan_in(input_shape)
+
     def materialize(self, input_shape: Shape, rng: np.random.Generator) -> Node:
         return super().materialize(input_shape, rng).replace(in_features=int(input_shape[0]))
 
@@ -220,6 +223,9 @@ class _ConvNd(Node, abstract=True):
     def fan_in(self, input_shape: Shape) -> int:
         return int(input_shape[0] // self.groups * math.prod(self.kernel_size))
 
+    def macs(self, input_shape: Shape | None, output_shape: Shape) -> int:
+        return math.prod(output_shape) * self.fan_in(input_shape)
+
     def materialize(self, input_shape: Shape, rng: np.random.Generator) -> Node:
         return super().materialize(input_shape, rng).replace(in_channels=int(input_shape[0]))
 
@@ -262,6 +268,7 @@ class _Pool2d(Node, abstract=True):
     padding: Any = spec(Ints(2, minimum=0), 0)
 
     short_name: ClassVar[str] = "pool"
+    keeps_zeros: ClassVar[bool] = True
 
     def _check(self) -> None:
         if self.stride is None:
@@ -270,6 +277,9 @@ class _Pool2d(Node, abstract=True):
             raise NodeParameterError(
                 f"{self.kind}.padding: {self.padding} must be at most half the kernel {self.kernel_size}"
             )
+
+    def macs(self, input_shape: Shape | None, output_shape: Shape) -> int:
+        return math.prod(output_shape) * math.prod(self.kernel_size)
 
     def infer_output(self, input_shape: Shape | None) -> Shape:
         if input_shape is None or len(input_shape) != 3:
@@ -287,6 +297,8 @@ class _Pool2d(Node, abstract=True):
 @dataclass(frozen=True, eq=False, repr=False)  # its own __init__, so errors name the class
 class MaxPool2d(_Pool2d):
     """Maximum over each window; padded positions never win (they count as −inf)."""
+
+    keeps_spikes: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, eq=False, repr=False)  # its own __init__, so errors name the class
@@ -309,6 +321,8 @@ class Flatten(Node):
     end_dim: int = spec(Integer(minimum=None), -1)
 
     short_name: ClassVar[str] = "flatten"
+    keeps_spikes: ClassVar[bool] = True
+    keeps_zeros: ClassVar[bool] = True
 
     def infer_output(self, input_shape: Shape | None) -> Shape:
         if input_shape is None:
@@ -339,6 +353,7 @@ class Scale(Node):
     learn_factor: bool = spec(Flag(), False)
 
     short_name: ClassVar[str] = "scale"
+    keeps_zeros: ClassVar[bool] = True
     training_fields: ClassVar[tuple[str, ...]] = ("learn_factor",)
 
     def infer_output(self, input_shape: Shape | None) -> Shape:
@@ -355,6 +370,8 @@ class Dropout(Node):
 
     short_name: ClassVar[str] = "dropout"
     training_only: ClassVar[bool] = True
+    keeps_spikes: ClassVar[bool] = True
+    keeps_zeros: ClassVar[bool] = True
 
     def infer_output(self, input_shape: Shape | None) -> Shape:
         return tuple(input_shape or ())

@@ -29,7 +29,12 @@ class Node:
     * ``stateful``: keeps state across time steps (neurons);
     * ``spiking``: its output value is a spike train ``S * graded_spikes_factor``;
     * ``state_variables``: the names a probe or an Output can record besides ``"value"``;
-    * ``training_only``: acts only while training (Dropout), identity otherwise.
+    * ``training_only``: acts only while training (Dropout), identity otherwise;
+    * ``keeps_spikes``: its output is a spike train whenever every input is one (it moves or picks
+      values, never mixes them: Flatten, MaxPool2d, Dropout);
+    * ``keeps_zeros``: a zero input gives a zero output, so sparse inputs give sparse outputs (pools,
+      reshapes, scaling). Analyses read both (SynOps, :func:`snnir.passes.sparse_values`); a subclass may
+      make either a property of its fields.
     """
 
     kind: ClassVar[str] = "Node"
@@ -38,6 +43,8 @@ class Node:
     spiking: ClassVar[bool] = False
     state_variables: ClassVar[tuple[str, ...]] = ()
     training_only: ClassVar[bool] = False
+    keeps_spikes: ClassVar[bool] = False
+    keeps_zeros: ClassVar[bool] = False
     #: Fields that only matter for training (surrogates, learn flags); inference backends ignore them.
     training_fields: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Node]]] = {}
@@ -150,6 +157,11 @@ class Node:
 
     def parameter_count(self) -> int:
         return sum(int(a.size) for a in self.arrays().values())
+
+    def macs(self, input_shape: Shape | None, output_shape: Shape) -> int:
+        """Multiply-accumulates of one dense evaluation for one sample and step: synapses and pools count
+        theirs, other nodes none. SynOps scale them by the input's activity (:mod:`snnir.analysis`)."""
+        return 0
 
     def recordable(self) -> tuple[str, ...]:
         """What an Output or a probe may record of this node."""

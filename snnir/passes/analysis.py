@@ -28,12 +28,9 @@ def time_invariant_nodes(graph: Graph, *, training: bool = False) -> frozenset[s
     return frozenset(invariant)
 
 
-#: Node kinds whose output holds spikes when every input does (they move or pick values, never mix them).
-SPIKE_PRESERVING = ("Flatten", "MaxPool2d", "Dropout")
-
-
 def spike_carriers(graph: Graph) -> frozenset[str]:
-    """Nodes whose value is a spike train: spiking nodes, and Flatten/MaxPool2d/Dropout fed only by spikes.
+    """Nodes whose value is a spike train: spiking nodes, and nodes that keep spikes (``Node.keeps_spikes``:
+    Flatten, MaxPool2d, Dropout) fed only by spikes.
 
     A synapse fed by a spike carrier can be event-driven (numba) and its cost counted in SynOps.
     Graded spikes (``graded_spikes_factor != 1``) still count: they are zero or one fixed value.
@@ -42,18 +39,14 @@ def spike_carriers(graph: Graph) -> frozenset[str]:
     for name in graph.topological_order():
         node = graph.nodes[name]
         edges = graph.incoming(name)
-        if node.spiking or (node.kind in SPIKE_PRESERVING and edges and all(e.src in carriers for e in edges)):
+        if node.spiking or (node.keeps_spikes and edges and all(e.src in carriers for e in edges)):
             carriers.add(name)
     return frozenset(carriers)
 
 
-#: Node kinds that keep a zero input zero (pools, reshapes, scaling): sparse inputs give sparse outputs.
-ZERO_PRESERVING = ("Flatten", "MaxPool2d", "SumPool2d", "AvgPool2d", "Dropout", "Scale")
-
-
 def sparse_values(graph: Graph) -> frozenset[str]:
     """Nodes whose values are mostly zeros: spike carriers, ``sequence`` inputs (encoded spike trains)
-    and zero-preserving nodes fed only by those (a SumPool of spikes counts spikes). A synapse fed by
+    and zero-preserving nodes (``Node.keeps_zeros``: pools, Flatten, Dropout, Scale) fed only by those (a SumPool of spikes counts spikes). A synapse fed by
     such a value can skip its zeros (numba's event-driven synapses); its cost follows their fraction."""
     sparse: set[str] = set(spike_carriers(graph))
     for name in graph.topological_order():
@@ -61,7 +54,7 @@ def sparse_values(graph: Graph) -> frozenset[str]:
         edges = graph.incoming(name)
         if isinstance(node, Input) and node.encoding == "sequence":
             sparse.add(name)
-        elif node.kind in ZERO_PRESERVING and edges and all(e.src in sparse for e in edges):
+        elif node.keeps_zeros and edges and all(e.src in sparse for e in edges):
             sparse.add(name)
     return frozenset(sparse)
 
@@ -85,4 +78,4 @@ def remove_dead_nodes(graph: Graph) -> Graph:
     return graph.without_nodes(dead) if dead else graph
 
 
-__all__ = ["time_invariant_nodes", "spike_carriers", "sparse_values", "SPIKE_PRESERVING", "ZERO_PRESERVING", "live_nodes", "remove_dead_nodes"]
+__all__ = ["time_invariant_nodes", "spike_carriers", "sparse_values", "live_nodes", "remove_dead_nodes"]
