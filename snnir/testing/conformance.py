@@ -308,4 +308,15 @@ def assert_matches_reference(case: Case, backend: str, **options: Any) -> None:
         _compare(f"probe {key}", expected.probes[key], found.probes[key], case.exact, where)
 
 
-__all__ = ["Case", "CASES", "case", "dense", "assert_matches_reference", "state_probes"]
+def declared_gap(backend: Any, case: Case) -> str | None:
+    """The gap ``backend`` declares for ``case`` in its ``known_gaps`` (by the case's name, else one of its
+    tags) as ``"key: reason"``, or None. A conformance suite, snnir's or a plug-in's, runs such a case as
+    a strict expected failure, so that a gap that closes fails until its declaration goes."""
+    gaps = getattr(backend, "known_gaps", {})
+    for key in (case.name, *sorted(case.tags)):
+        if key in gaps:
+            return f"{key}: {gaps[key]}"
+    return None
+
+
+__all__ = ["Case", "CASES", "case", "dense", "assert_matches_reference", "declared_gap", "state_probes"]

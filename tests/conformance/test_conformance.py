@@ -13,7 +13,7 @@ import pytest
 
 from snnir.errors import BackendNotFoundError, BackendUnavailableError, UnsupportedNodeError
 from snnir.registry import backend_names, get_backend
-from snnir.testing import CASES, assert_matches_reference
+from snnir.testing import CASES, assert_matches_reference, declared_gap
 
 PAPER = Path(__file__).resolve().parents[2].parent / "shared" / "nir-paper"
 try:
@@ -24,14 +24,6 @@ else:
     ALL_CASES = {**CASES, **paper_cases(PAPER)}
 
 
-def _gap(backend, case):
-    gaps = getattr(backend, "known_gaps", {})
-    for key in (case.name, *sorted(case.tags)):
-        if key in gaps:
-            return f"{key}: {gaps[key]}"
-    return None
-
-
 @pytest.mark.parametrize("case_name", list(ALL_CASES))
 @pytest.mark.parametrize("backend_name", backend_names())
 def test_backend_matches_reference(backend_name, case_name, request):
@@ -40,7 +32,7 @@ def test_backend_matches_reference(backend_name, case_name, request):
     except (BackendNotFoundError, BackendUnavailableError) as error:
         pytest.skip(str(error))
     case = ALL_CASES[case_name]
-    gap = _gap(backend, case)
+    gap = declared_gap(backend, case)
     if gap:
         request.applymarker(pytest.mark.xfail(reason=gap, strict=True, raises=(UnsupportedNodeError, AssertionError)))
     assert_matches_reference(case, backend_name, **getattr(backend, "conformance_options", {}))
