@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snnir.errors import UnsupportedNodeError
 from snnir.ir.node import Node
 
 from .events import event_linear, spike_grad_linear
@@ -42,15 +43,28 @@ def to_array(value: torch.Tensor | None) -> np.ndarray | None:
     return None if value is None else value.detach().to("cpu", torch.float32).numpy().copy()
 
 
+def unchanged_node(module: nn.Module, node: Node) -> Node:
+    """The default ``to_node`` of a module without trainable parameters: ``node`` as it is. A module with
+    some must write them back itself; returning ``node`` would drop their training without a word."""
+    trained = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
+    if trained:
+        raise UnsupportedNodeError(
+            f"{type(module).__name__} has trainable parameters ({', '.join(trained)}) but no to_node(node) to write "
+            f"them back into the {node.kind} node; define it (e.g. node.replace(field=layers.to_array(self.field)))"
+        )
+    return node
+
+
 class Stateless(nn.Module):
-    """Base of the stateless layers; ``to_node`` returns the node unchanged unless overridden."""
+    """Base of the stateless layers; ``to_node`` returns the node unchanged unless overridden (and
+    refuses to when the module has trainable parameters: :func:`unchanged_node`)."""
 
     stateful = False
     #: Whether ``forward`` reads ``self.training`` (inference then switches the module to eval mode).
     uses_training_mode = False
 
     def to_node(self, node: Node) -> Node:
-        return node
+        return unchanged_node(self, node)
 
 
 #: Linear layers with at least this many outputs work from the events of a binary, sparse input on
@@ -180,4 +194,5 @@ class Threshold(Stateless):
         return spike(x - self.threshold, self.surrogate)
 
 
-__all__ = ["Stateless", "Linear", "Conv", "MaxPool", "AvgPool", "Reshape", "Scale", "Dropout", "Threshold", "register", "to_array", "tensor"]
+__all__ = ["Stateless", "Linear", "Conv", "MaxPool", "AvgPool", "Reshape", "Scale", "Dropout", "Threshold", "register", "to_array", "tensor",
+           "unchanged_node"]

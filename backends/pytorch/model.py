@@ -45,7 +45,7 @@ from snnir.runtime import (
 from .allocator import settle_heap
 from .events import ALWAYS, EXACT
 from .execution import Plan, build_plan, simulate, single_step
-from .layers import EVENT_MIN_OUTPUTS, Linear
+from .layers import EVENT_MIN_OUTPUTS, Linear, unchanged_node
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -322,8 +322,9 @@ class TorchModel(nn.Module, CompiledModel):
         """The graph with every parameter replaced by the module's current value (as float32)."""
         updates = {}
         for name in self.keys:
-            try:
-                updates[name] = self.layer(name).to_node(self.graph.nodes[name])
+            layer, node = self.layer(name), self.graph.nodes[name]
+            try:  # a user's module need not define to_node: without trainable parameters it changes nothing
+                updates[name] = layer.to_node(node) if hasattr(layer, "to_node") else unchanged_node(layer, node)
             except SnnirError as error:  # e.g. NaN weights after a diverged training
                 raise type(error)(f"node {name!r}: {error}") from None
         return self.graph.with_nodes(updates)

@@ -18,7 +18,7 @@ from torch import nn
 
 from snnir.ir.neurons import LIF as LIFNode
 
-from .layers import register, to_array
+from .layers import register, to_array, unchanged_node
 from .memory import register_spikes
 from .scan import CubaScan, Dynamics, LIFScan, LIScan
 from .surrogates import spike, surrogate_backward
@@ -42,6 +42,10 @@ class Neuron(nn.Module):
 
     def _drive(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.bias is None else x + self.bias
+
+    def to_node(self, node):
+        """``node`` unchanged for a user neuron without trainable parameters (:func:`.layers.unchanged_node`)."""
+        return unchanged_node(self, node)
 
 
 class _Spiking(Neuron):

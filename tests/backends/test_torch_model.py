@@ -227,6 +227,34 @@ def test_inference_switches_the_training_mode_only_where_a_layer_reads_it():
     assert ModeReader.seen[-1] is True
 
 
+def test_to_graph_keeps_user_modules_without_parameters_and_refuses_to_drop_trained_ones():
+    """A user's module need not define to_node when it has nothing to write back; one with trainable
+    parameters must, or to_graph would silently return the untrained node."""
+
+    class Doubling(torch.nn.Module):  # a plain module: no to_node at all
+        stateful = False
+
+        def forward(self, x):
+            return 2 * x
+
+    class Gain(torch.nn.Module):
+        stateful = False
+
+        def __init__(self):
+            super().__init__()
+            self.gain = torch.nn.Parameter(torch.ones(6))
+
+        def forward(self, x):
+            return x * self.gain
+
+    graph = Sequential(Linear(6), snnir.Scale(2.0), LIF(0.9), input_shape=(4,), num_steps=3)
+    plain = snnir.compile(graph, "torch", overrides={snnir.Scale: lambda node, shape_in, shape_out: Doubling()})
+    assert plain.to_graph().nodes["scale1"].factor == 2.0
+    trained = snnir.compile(graph, "torch", overrides={snnir.Scale: lambda node, shape_in, shape_out: Gain()})
+    with pytest.raises(UnsupportedNodeError, match=r"node 'scale1': Gain has trainable parameters \(gain\) but no to_node"):
+        trained.to_graph()
+
+
 def test_inference_turns_off_a_dropout_left_in_training_mode_in_an_eval_model():
     graph = Sequential(Linear(6), snnir.Dropout(0.5), LIF(0.9), input_shape=(4,), num_steps=6, outputs={"drive": "membrane"})
     model = snnir.compile(graph, "torch").eval()
