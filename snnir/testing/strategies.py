@@ -4,7 +4,10 @@
 every primitive, with random reset modes and timings, per-neuron parameters, skip connections and
 recurrent delayed edges. Exactness is kept by construction: weights and inputs are multiples of 1/8,
 synapses (Linear, Conv, pools) only ever see spikes or a few layers of exact dyadic values, and
-non-spike values (LI membranes) only feed element-wise nodes. Requires ``hypothesis`` (a dev dependency).
+non-spike values (LI membranes) only feed element-wise nodes. :func:`trainable_graphs` adds what
+training exercises (learnable flags, surrogates with random parameters, broadcast neuron parameters,
+per-element Scale factors, extra delays, recorded currents), still exact. Requires ``hypothesis`` (a dev
+dependency).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..builder import GraphBuilder
+from ..ir.graph import Edge
+from ..ir.io import Output
 from ..ir.layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Scale, SumPool2d, Threshold
 from ..ir.neurons import IF, LI, LIF, CubaLIF
+from ..ir.surrogate import SURROGATE_DEFAULTS, Surrogate
 from .dyadic import dyadic, dyadic_positive, spike_train
 
 _BETAS = [0.0, 0.25, 0.5, 0.75, 0.875, 1.0, 1.25]
@@ -63,8 +69,11 @@ def _conv(draw, rng: np.random.Generator, shape: tuple[int, int, int]) -> Conv2d
 
 
 @st.composite
-def dyadic_graphs(draw, max_layers: int = 6) -> tuple[Any, Any]:
-    """A random valid graph and inputs for it; every backend must match the reference bit for bit."""
+def dyadic_graphs(draw, max_layers: int = 6, min_layers: int = 1) -> tuple[Any, Any]:
+    """A random valid graph and inputs for it; every backend must match the reference bit for bit.
+
+    ``min_layers``..``max_layers`` layers are drawn (a drawn layer that does not fit the shape is skipped).
+    """
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     steps, batch = draw(st.integers(1, 10)), draw(st.integers(1, 3))
     image = draw(st.booleans())
@@ -78,7 +87,7 @@ def dyadic_graphs(draw, max_layers: int = 6) -> tuple[Any, Any]:
     arbitrary = False  # True after an LI: only element-wise nodes may follow
     neurons: list[str] = []
     history: list[tuple[str, tuple[int, ...], bool]] = [(current, shape, False)]
-    for _ in range(draw(st.integers(1, max_layers))):
+    for _ in range(draw(st.integers(min_layers, max_layers))):
         # Weighted choices (repeats), spiking neurons and synapses first: they matter most.
         choices = ["neuron", "neuron", "neuron"]
         if not arbitrary and exact_layers < 2:
@@ -145,4 +154,83 @@ def dyadic_graphs(draw, max_layers: int = 6) -> tuple[Any, Any]:
     return graph, sample(rng, (*lead, *graph.nodes["x"].shape), bits=3)
 
 
-__all__ = ["dyadic_graphs"]
+#: ranges of the surrogates' parameters (each is drawn in half the examples, snnTorch's default otherwise)
+_SURROGATE_RANGES = {
+    "atan": {"alpha": (0.5, 4.0)},
+    "fast_sigmoid": {"slope": (1.0, 50.0)},
+    "sigmoid": {"slope": (1.0, 50.0)},
+    "triangular": {"threshold": (0.25, 2.0)},
+    "spike_rate_escape": {"beta": (0.25, 2.0), "slope": (1.0, 50.0)},
+}
+
+
+def _surrogate(draw) -> Surrogate:
+    """One of the seven surrogates, each parameter drawn from its range or left at snnTorch's default."""
+    name = draw(st.sampled_from(sorted(SURROGATE_DEFAULTS)))
+    params = {}
+    for key, (low, high) in _SURROGATE_RANGES.get(name, {}).items():
+        if draw(st.booleans()):
+            params[key] = draw(st.floats(low, high, width=32))
+    return Surrogate(name, tuple(params.items()))
+
+
+#: neuron parameters that may be scalars, per-neuron arrays or anything broadcasting to the neuron shape
+_NEURON_ARRAYS = ("beta", "alpha", "threshold", "bias")
+
+
+def _broadcast_some(draw, value: np.ndarray) -> np.ndarray:
+    """A per-neuron array reduced along some axes to size 1 (per channel, per row...; its first entries)."""
+    axes = [axis for axis in range(value.ndim) if draw(st.booleans())]
+    return value[tuple(slice(0, 1) if axis in axes else slice(None) for axis in range(value.ndim))]
+
+
+def _with_training_attributes(draw, node, shape: tuple[int, ...]):
+    """``node`` with a random surrogate and random ``learn_*`` flags (those of its ``training_fields``); in
+    half the cases a neuron's per-neuron arrays broadcast along some axes, and a Scale's factor becomes per
+    element (times ±1, ½ or 2 each: still dyadic)."""
+    changes: dict[str, Any] = {}
+    if node.stateful and draw(st.booleans()):
+        for field in _NEURON_ARRAYS:
+            value = getattr(node, field, None)
+            if value is not None and np.ndim(value) > 0:
+                changes[field] = _broadcast_some(draw, value)
+    for field in node.training_fields:
+        if field == "surrogate":
+            changes[field] = _surrogate(draw)
+        elif field.startswith("learn_"):
+            changes[field] = draw(st.booleans())
+    if isinstance(node, CubaLIF) and node.bias is not None and draw(st.booleans()):
+        changes["bias"] = None  # snnTorch's Synaptic has no bias: keep more CubaLIF graphs comparable with it
+    if isinstance(node, Scale) and draw(st.booleans()):
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        changes["factor"] = (node.factor * rng.choice([1.0, -1.0, 0.5, 2.0], shape)).astype(np.float32)
+    return node.replace(**changes) if changes else node
+
+
+def _record_currents(graph):
+    """``graph`` with an Output recording the synaptic current of every CubaLIF (``<neuron>_current``)."""
+    cubas = [name for name, node in graph.nodes.items() if isinstance(node, CubaLIF)]
+    nodes = {**graph.nodes, **{f"{name}_current": Output(record="current") for name in cubas}}
+    return graph.replace(nodes=nodes, edges=(*graph.edges, *(Edge(name, f"{name}_current") for name in cubas)))
+
+
+@st.composite
+def trainable_graphs(draw, max_layers: int = 6, min_layers: int = 2) -> tuple[Any, Any]:
+    """:func:`dyadic_graphs` with training attributes: every spiking node (neurons, Threshold) gets one of
+    the seven surrogates, with random parameters in half the cases, every ``learn_beta``/``learn_alpha``/
+    ``learn_threshold``/``learn_factor`` flag is drawn (the parameter itself being scalar, per neuron or
+    broadcast; a Scale factor scalar or per element), and every CubaLIF's current is recorded too. In half
+    the examples, edges that feed no Output get 0 to 2 more steps of delay (values shifted in time stay
+    exact), and the inputs are scaled by 1, 2 or 4 (still dyadic): more of the deeper layers spike.
+    ``min_layers`` defaults to 2: a single layer rarely trains anything worth comparing."""
+    graph, inputs = draw(dyadic_graphs(max_layers, min_layers))
+    nodes = {name: _with_training_attributes(draw, node, graph.shapes[name]) for name, node in graph.nodes.items()}
+    graph = graph.with_nodes(nodes)
+    if draw(st.booleans()):
+        extra = st.sampled_from([0, 0, 0, 1, 2])
+        delays = [0 if isinstance(graph.nodes[e.dst], Output) else draw(extra) for e in graph.edges]
+        graph = graph.replace(edges=[Edge(e.src, e.dst, e.delay + d) for e, d in zip(graph.edges, delays)])
+    return _record_currents(graph), inputs * np.float32(draw(st.sampled_from([1, 2, 4])))
+
+
+__all__ = ["dyadic_graphs", "trainable_graphs"]
