@@ -319,6 +319,12 @@ class Generator:
             return False
         return bool(getattr(self.rules.rule_for(node, name), attribute, False))
 
+    def _keeps_zeros(self, name: str) -> bool:
+        """Whether the node maps zeros to zeros: its kind says so (``Node.keeps_zeros``) or its rule is
+        marked (``rules.keeps_zeros``)."""
+        node = self.graph.nodes[name]
+        return not isinstance(node, (Input, Output)) and (node.keeps_zeros or self._rule_attribute(name, "keeps_zeros"))
+
     def _sparse_nodes(self) -> dict[str, bool]:
         """Which values are mostly zeros: spikes, ``sequence`` inputs (encoded spike trains), and what
         zero-preserving stateless nodes (pools, Flatten, Scale...) make of them (greatest fixpoint,
@@ -328,8 +334,8 @@ class Generator:
             if isinstance(node, Input):
                 sparse[name] = node.encoding == "sequence"
             elif not isinstance(node, Output):
-                sparse[name] = node.spiking or self._rule_attribute(name, "keeps_zeros")
-        keeps = [n for n in sparse if self._rule_attribute(n, "keeps_zeros")]
+                sparse[name] = node.spiking or self._keeps_zeros(name)
+        keeps = [n for n in sparse if self._keeps_zeros(n)]
         changed = True
         while changed:
             changed = False

@@ -36,7 +36,8 @@ def synapse(rule: Callable) -> Callable:
 
 
 def keeps_zeros(rule: Callable) -> Callable:
-    """Mark a rule whose node maps zero inputs to zero outputs."""
+    """Mark a rule whose node maps zero inputs to zero outputs, for a kind whose node does not say so
+    itself (``Node.keeps_zeros``, which the built-in pools, Flatten, Dropout and Scale set)."""
     rule.keeps_zeros = True  # type: ignore[attr-defined]
     return rule
 
@@ -167,19 +168,16 @@ def _pool(ctx: NodeContext, take_max: bool) -> str:
 
 
 @RULES.register(MaxPool2d)
-@keeps_zeros
 def max_pool(ctx: NodeContext) -> None:
     _pool(ctx, True)
 
 
 @RULES.register(SumPool2d)
-@keeps_zeros
 def sum_pool(ctx: NodeContext) -> None:
     _pool(ctx, False)
 
 
 @RULES.register(AvgPool2d)
-@keeps_zeros
 def avg_pool(ctx: NodeContext) -> None:
     """The window sum divided by ``kh·kw`` (padding included), as the reference."""
     y = _pool(ctx, False)
@@ -187,21 +185,18 @@ def avg_pool(ctx: NodeContext) -> None:
 
 
 @RULES.register(Flatten)
-@keeps_zeros
 def flatten(ctx: NodeContext) -> None:
     """No code: the storage is unchanged, only its canonical shape is renamed."""
     ctx.alias(replace(ctx.x, layout=ctx.x.layout.reshaped(ctx.shape)))
 
 
 @RULES.register(Dropout)
-@keeps_zeros
 def dropout(ctx: NodeContext) -> None:
     """The identity at inference."""
     ctx.alias(ctx.x)
 
 
 @RULES.register(Scale)
-@keeps_zeros
 def scale(ctx: NodeContext) -> None:
     factor = ctx.per_neuron("factor", ctx.node.factor, ctx.x.layout)
     ctx.call(kernels.scale, ctx.x.expr, factor, ctx.output(ctx.x.layout))

@@ -133,7 +133,7 @@ def _run_sequential(module: nn.Module, tensors: list[torch.Tensor], num_steps: i
         raise InputError(f"an nn.Sequential takes one input, found {len(tensors)}")
     x = tensors[0]
     if num_steps is not None:
-        (x,) = _first_steps([x], {spec.get("input", "input"): spec["encoding"]}, num_steps)
+        (x,) = _first_steps([x], {spec["input"]: spec["encoding"]}, num_steps)
     if spec["encoding"] == "sequence":
         steps = int(x.shape[0])
         if not steps:

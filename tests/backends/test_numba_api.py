@@ -247,6 +247,7 @@ def test_compiler_chooses_event_driven_synapses_from_the_graph(numba_cache):
     assert snnir.compile(graph, "numba", event_driven={"fb": False}, cache_dir=numba_cache).event_driven["fb"] is False
     seed = snnir.compile(CASES["seed_cnn"].build()[0], "numba", cache_dir=numba_cache)
     assert seed.hoisted == ("conv1", "pool1")
+    assert seed.event_driven == {"conv1": False, "conv2": True, "fc": True}  # fc reads a Flatten of spikes (keeps zeros)
     with pytest.raises(GraphError, match="not a synapse"):
         snnir.compile(graph, "numba", event_driven={"lif": True})
     with pytest.raises(TypeError, match="event_driven"):
